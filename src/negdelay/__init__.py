@@ -1,0 +1,1 @@
+"""negdelay: delayed negative prompts for diffusers."""

@@ -1,0 +1,1 @@
+"""The shapes world and the small Stable Diffusion model trained on it."""
