@@ -1,1 +1,10 @@
-"""negdelay: delayed negative prompts for diffusers."""
+"""negdelay: delayed negative prompts for Hugging Face diffusers (Ban et al., arXiv:2406.02965).
+
+``pipe(prompt, callback_on_step_end=DelayedNegative("glasses", start_step=5))``
+"""
+
+from .callback import DelayedNegative, DelayedNegativeBase
+from .schedule import Point
+
+__all__ = ["DelayedNegative", "DelayedNegativeBase", "Point"]
+__version__ = "0.1.0"

@@ -1,0 +1,270 @@
+"""``DelayedNegative``: a diffusers ``PipelineCallback`` that starts the negative prompt late.
+
+Before the start step every unconditional row of ``prompt_embeds`` is whatever the pipeline itself uses
+(the embedding of ``negative_prompt=`` given to the pipeline, or of the empty prompt); from the start step
+on it is the negative's embedding; from an optional stop step on, the pipeline's own again.
+
+The callback is the only stateful object of negdelay. At the first step of each call it reads the run's
+facts, resolves the schedule (``negdelay.schedule``) and encodes the negative with the pipeline's own
+encoder (cached across calls). At switch steps it returns new tensors with the unconditional rows
+replaced; on every other step it returns the dict it received, unchanged, and does no work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+
+import torch
+from diffusers.callbacks import PipelineCallback
+
+from . import schedule as sch
+from .families import SD, Family, family_for, run_facts
+from .families.base import lora_scale
+
+
+class _Embeds:
+    """Key of a precomputed negative row: ``_Embeds(j)`` is row ``j`` of ``negative_prompt_embeds``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __eq__(self, other):
+        return isinstance(other, _Embeds) and other.index == self.index
+
+    def __hash__(self):
+        return hash(("_Embeds", self.index))
+
+    def __repr__(self):
+        return f"negative_prompt_embeds[{self.index}]"
+
+
+class DelayedNegativeBase(PipelineCallback):
+    """Family-independent core. Use ``DelayedNegative`` (SD 1.x/2.x) or ``DelayedNegative.for_pipeline``."""
+
+    family: Family = SD()
+
+    def __init__(
+        self,
+        negative_prompt: str | Sequence[str] | None = None,
+        *,
+        negative_prompt_embeds: torch.Tensor | dict[str, torch.Tensor] | None = None,
+        start_step: int | Sequence[int] | None = None,
+        start_fraction: float | Sequence[float] | None = None,
+        start_sigma: float | Sequence[float] | None = None,
+        stop_step: int | Sequence[int] | None = None,
+        stop_fraction: float | Sequence[float] | None = None,
+        stop_sigma: float | Sequence[float] | None = None,
+        segments: Sequence[Sequence[tuple[sch.Point, str | None]]] | None = None,
+    ):
+        super().__init__()
+        starts = sch.point_from("start", start_step, start_fraction, start_sigma, required=segments is None)
+        stops = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, required=False)
+        self._keys = self._negative_keys(negative_prompt, negative_prompt_embeds, segments)
+        if segments is not None:
+            if starts or stops:
+                raise ValueError("give either segments or start_*/stop_*, not both")
+            self._rows = [list(seg) for seg in segments]
+            if not self._rows:
+                raise ValueError("segments must hold at least one row")
+        else:
+            if any(p.kind == "step" and p.value == 0 for p in starts):
+                raise ValueError(
+                    "start_step=0: a step-end callback cannot change step 0. To use the negative from the first "
+                    "step, pass it to the pipeline instead: pipe(..., negative_prompt=...)"
+                )
+            n = math.lcm(len(self._keys), len(starts), len(stops or [None]))
+            keys = sch.expand(self._keys, n, "negative_prompt")
+            starts = sch.expand(starts, n, "start_*")
+            stops = sch.expand(stops, n, "stop_*") if stops else [None] * n
+            for a, b in zip(starts, stops):
+                if b is not None and a.kind == b.kind == "step" and b.value <= a.value:
+                    raise ValueError(f"stop_step must be after start_step; got start {a.value}, stop {b.value}")
+            self._rows = [sch.window(a, k, b) for k, a, b in zip(keys, starts, stops)]
+        self._embeds = negative_prompt_embeds
+        self._cache: tuple | None = None
+        self._reset()
+        self.register_to_config(
+            negative_prompt=negative_prompt,
+            start=_describe(starts) if segments is None else None,
+            stop=_describe(stops) if segments is None and stops and stops[0] is not None else None,
+            family=self.family.name,
+        )
+
+    # -- construction helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _negative_keys(negative_prompt, negative_prompt_embeds, segments) -> list[Hashable]:
+        if segments is not None:
+            if negative_prompt is not None or negative_prompt_embeds is not None:
+                raise ValueError("segments carry their own texts: do not also pass negative_prompt(_embeds)")
+            return [None]
+        if (negative_prompt is None) == (negative_prompt_embeds is None):
+            raise ValueError("give exactly one of negative_prompt (str or list of str) and negative_prompt_embeds")
+        if negative_prompt is not None:
+            texts = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise TypeError(f"negative_prompt must be a str or a non-empty list of str, got {negative_prompt!r}")
+            return texts
+        first = negative_prompt_embeds
+        if isinstance(first, dict):
+            first = next(iter(first.values()), None)
+        if not isinstance(first, torch.Tensor) or first.ndim < 2:
+            raise TypeError("negative_prompt_embeds must be a tensor (rows, tokens, dim) or a dict of such tensors")
+        return [_Embeds(j) for j in range(first.shape[0])]
+
+    # -- the diffusers callback interface --------------------------------------------------------------------
+
+    @property
+    def tensor_inputs(self) -> list[str]:
+        return list(self.family.tensor_inputs)
+
+    def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        if step_index == 0:
+            self._begin(pipeline, callback_kwargs)
+        keys = self._switches.get(step_index)
+        if keys is None or not self.family.cfg_active(pipeline):
+            return callback_kwargs
+        n = self._n_rows
+        for name, negative in self._negative.items():
+            current = callback_kwargs[name]
+            if current.shape[0] != 2 * n:  # no negative half left (e.g. after another callback's CFG cutoff)
+                return callback_kwargs
+            rows = [
+                self._original[name][r : r + 1] if key is None else negative[self._row_of[key] : self._row_of[key] + 1]
+                for r, key in enumerate(keys)
+            ]
+            callback_kwargs[name] = torch.cat(rows + [current[n:]])
+        self._current = keys
+        return callback_kwargs
+
+    # -- per call --------------------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._switches: dict[int, tuple] = {}
+        self._negative: dict[str, torch.Tensor] = {}
+        self._original: dict[str, torch.Tensor] = {}
+        self._row_of: dict[Hashable, int] = {}
+        self._n_rows = 0
+        self._current: tuple | None = None
+        self.last_plan: list[tuple] | None = None
+
+    def _begin(self, pipeline, callback_kwargs) -> None:
+        """First step of a call: forget the last call, resolve the plan, encode what the plan uses."""
+        self._reset()
+        if not self.family.cfg_active(pipeline):
+            return  # guidance_scale <= 1: there is no unconditional half; documented no-op
+        first = callback_kwargs[self.family.tensor_inputs[0]]
+        if first.shape[0] % 2:
+            raise ValueError(f"{self.family.tensor_inputs[0]} has {first.shape[0]} rows; expected [unconditional, conditional]")
+        n = first.shape[0] // 2
+        rows = sch.expand(self._rows, n, "the schedule (one entry per prompt or per image row)")
+        need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
+        iteration_keys = sch.plan(rows, run_facts(pipeline, need_sigmas))
+        self.last_plan = iteration_keys
+        self._switches = sch.switches(iteration_keys)
+        if not self._switches:
+            return
+        used = sorted({k for keys in iteration_keys for k in keys if k is not None}, key=repr)
+        self._n_rows = n
+        self._original = {name: callback_kwargs[name][:n] for name in self.family.tensor_inputs}
+        self._negative = self._encode(pipeline, used, callback_kwargs)
+        self._row_of = {k: j for j, k in enumerate(used)}
+
+    def _encode(self, pipeline, used: list[Hashable], current) -> dict[str, torch.Tensor]:
+        if any(isinstance(k, _Embeds) for k in used):
+            given = self._embeds if isinstance(self._embeds, dict) else {self.family.tensor_inputs[0]: self._embeds}
+            like = {name: current[name] for name in given}
+            self.family.check_embeds(given, like)
+            return {
+                name: t[[k.index for k in used]].to(device=like[name].device, dtype=like[name].dtype)
+                for name, t in given.items()
+            }
+        key = self._cache_key(pipeline, used, current)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.family.encode(pipeline, list(used), current))
+        return self._cache[1]
+
+    def _cache_key(self, pipeline, used, current) -> tuple:
+        """Everything the encoding depends on: texts, encoder weights (and their in-place versions), tokenizer
+        size (textual inversion), device, dtype, token length, clip skip, LoRA scale."""
+        encoders = [getattr(pipeline, n, None) for n in ("text_encoder", "text_encoder_2", "text_encoder_3")]
+        weights = tuple(
+            (e.get_input_embeddings().weight, e.get_input_embeddings().weight._version) for e in encoders if e is not None
+        )
+        tokenizers = tuple(len(t) for t in (getattr(pipeline, n, None) for n in ("tokenizer", "tokenizer_2", "tokenizer_3")) if t is not None)
+        first = current[self.family.tensor_inputs[0]]
+        return (
+            tuple(used), tuple(id(e) for e in encoders), weights, tokenizers, first.device, first.dtype,
+            first.shape[1], getattr(pipeline, "clip_skip", None), lora_scale(pipeline),
+        )
+
+    # -- picking the family ------------------------------------------------------------------------------------
+
+    @classmethod
+    def for_pipeline(cls, pipeline, negative_prompt=None, **schedule) -> "DelayedNegativeBase":
+        """The delayed-negative callback for ``pipeline``'s family. Raises ``TypeError`` for pipelines a
+        step-end callback cannot serve, naming the class and what is supported."""
+        family = family_for(pipeline)
+        if family is None:
+            from .families import FAMILIES
+
+            supported = sorted(p for f in FAMILIES for p in f.pipelines)
+            hint = ""
+            try:
+                from .hooks import supports as hook_supports
+
+                if hook_supports(pipeline):
+                    hint = " This pipeline is covered by negdelay.apply(pipe, negative_prompt, start_step=...)."
+            except ImportError:
+                pass
+            raise TypeError(
+                f"{type(pipeline).__name__} is not supported by a delayed-negative callback. Supported pipelines: "
+                f"{', '.join(supported)}.{hint}"
+            )
+        return callback_class(family)(negative_prompt, **schedule)
+
+
+def _describe(points) -> object:
+    if points is None or points[0] is None:
+        return None
+    values = [p.value for p in points]
+    return {"kind": points[0].kind, "value": values[0] if len(set(values)) == 1 else values}
+
+
+class DelayedNegative(DelayedNegativeBase):
+    """Delay the negative prompt on Stable Diffusion 1.x/2.x pipelines (``prompt_embeds = [negative, positive]``).
+
+    ``pipe(prompt, callback_on_step_end=DelayedNegative("glasses", start_step=5))`` guides steps 0-4 against
+    the pipeline's own unconditional embedding and steps 5.. against "glasses".
+
+    Args:
+        negative_prompt: a str, or a list with one entry per prompt (or per image row) of the batch.
+        negative_prompt_embeds: instead of text, precomputed embeddings ``(rows, tokens, dim)`` (e.g. compel).
+        start_step / start_fraction / start_sigma: exactly one. Step k is the 0-based progress-bar step;
+            a fraction f is step ``int(f * N)`` (N = steps that run); a sigma s is the first step whose noise
+            level at its first UNet call is ``<= s``. Each may be a list: one start per prompt or per row.
+        stop_step / stop_fraction / stop_sigma: optional; from there on the pipeline's own embedding again.
+
+    A start at or past the last step never comes (output equals the stock pipeline without this negative).
+    ``start_step=0`` is refused (a step-end callback cannot change step 0: pass ``negative_prompt=`` to the
+    pipeline). With ``guidance_scale <= 1`` there is no negative half and the callback does nothing.
+    """
+
+    family = SD()
+
+
+_CLASSES: dict[str, type[DelayedNegativeBase]] = {"sd": DelayedNegative}
+
+
+def register(family: Family, cls: type[DelayedNegativeBase]) -> None:
+    """Make ``cls`` the callback class of ``family`` (used by the family modules)."""
+    _CLASSES[family.name] = cls
+
+
+def callback_class(family: Family) -> type[DelayedNegativeBase]:
+    if family.name not in _CLASSES:
+        _CLASSES[family.name] = type(f"DelayedNegative_{family.name}", (DelayedNegativeBase,), {"family": family})
+    return _CLASSES[family.name]
