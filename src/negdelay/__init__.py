@@ -4,7 +4,8 @@
 """
 
 from .callback import DelayedNegative, DelayedNegativeBase
+from .families.callbacks import DelayedNegativeSD3, DelayedNegativeXL
 from .schedule import Point
 
-__all__ = ["DelayedNegative", "DelayedNegativeBase", "Point"]
+__all__ = ["DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point"]
 __version__ = "0.1.0"

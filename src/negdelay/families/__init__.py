@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from .base import Family, run_facts
 from .sd import SD
+from .sd3 import SD3
+from .sdxl import SDXL
 
-FAMILIES: list[Family] = [SD()]
+FAMILIES: list[Family] = [SD(), SDXL(), SD3()]
 
 
 def family_for(pipeline) -> Family | None:
@@ -20,4 +22,4 @@ def family_for(pipeline) -> Family | None:
     return None
 
 
-__all__ = ["FAMILIES", "Family", "SD", "family_for", "run_facts"]
+__all__ = ["FAMILIES", "Family", "SD", "SD3", "SDXL", "family_for", "run_facts"]
