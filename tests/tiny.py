@@ -96,13 +96,22 @@ def reference(pipe, rows_for_step):
         del pipe.progress_bar
 
 
-def captured_uncond(pipe, prompt, negative_prompt, num_images_per_prompt=1, **kw):
-    """The unconditional rows the stock pipeline feeds the UNet for ``negative_prompt`` (first UNet call)."""
+def captured_uncond(pipe, negative_prompt, rows=None, **kw):
+    """The unconditional rows the stock pipeline feeds the UNet for ``negative_prompt`` (first UNet call).
+
+    The stock pipeline encodes a negative list in one batch, one row per entry; so does negdelay. A str is
+    encoded alone (batch 1), a list as one batch. ``rows`` repeats each entry for that many image rows
+    (``rows / len(list)`` consecutive rows each, as diffusers orders ``num_images_per_prompt``).
+    """
+    texts = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+    prompt = "" if isinstance(negative_prompt, str) else [""] * len(texts)
     with reference(pipe, lambda s, e: None) as calls:
-        pipe(prompt, negative_prompt=negative_prompt, num_images_per_prompt=num_images_per_prompt,
-             num_inference_steps=2, output_type="latent", **kw)
+        pipe(prompt, negative_prompt=negative_prompt, num_inference_steps=2, output_type="latent", **kw)
     ehs = calls[0][1]
-    return ehs[: ehs.shape[0] // 2].clone()
+    uncond = ehs[: ehs.shape[0] // 2].clone()
+    assert uncond.shape[0] == len(texts)
+    rows = rows or len(texts)
+    return uncond.repeat_interleave(rows // len(texts), dim=0)
 
 
 def substitute(uncond, steps):

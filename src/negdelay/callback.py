@@ -12,7 +12,6 @@ replaced; on every other step it returns the dict it received, unchanged, and do
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 
 import torch
@@ -23,8 +22,13 @@ from .families import SD, Family, family_for, run_facts
 from .families.base import lora_scale
 
 
-class _Embeds:
-    """Key of a precomputed negative row: ``_Embeds(j)`` is row ``j`` of ``negative_prompt_embeds``."""
+class _Entry:
+    """Key of entry ``j`` of the user's negative list (or row ``j`` of ``negative_prompt_embeds``).
+
+    Keys are positions, not texts: the text encoder's output for a row can differ in the last bit with the
+    row's position in the batch, so row ``j`` of the encoded list is used exactly where the stock pipeline
+    would use it.
+    """
 
     __slots__ = ("index",)
 
@@ -32,13 +36,13 @@ class _Embeds:
         self.index = index
 
     def __eq__(self, other):
-        return isinstance(other, _Embeds) and other.index == self.index
+        return isinstance(other, _Entry) and other.index == self.index
 
     def __hash__(self):
-        return hash(("_Embeds", self.index))
+        return hash(("_Entry", self.index))
 
     def __repr__(self):
-        return f"negative_prompt_embeds[{self.index}]"
+        return f"negative[{self.index}]"
 
 
 class DelayedNegativeBase(PipelineCallback):
@@ -75,7 +79,13 @@ class DelayedNegativeBase(PipelineCallback):
                     "start_step=0: a step-end callback cannot change step 0. To use the negative from the first "
                     "step, pass it to the pipeline instead: pipe(..., negative_prompt=...)"
                 )
-            n = math.lcm(len(self._keys), len(starts), len(stops or [None]))
+            lists = {"negative_prompt": len(self._keys), f"start_{starts[0].kind}": len(starts)}
+            if stops:
+                lists[f"stop_{stops[0].kind}"] = len(stops)
+            n = max(lists.values())
+            if any(v not in (1, n) for v in lists.values()):
+                given = ", ".join(f"{k} has {v}" for k, v in lists.items())
+                raise ValueError(f"list lengths differ ({given} entries): give lists of one length, or single values")
             keys = sch.expand(self._keys, n, "negative_prompt")
             starts = sch.expand(starts, n, "start_*")
             stops = sch.expand(stops, n, "stop_*") if stops else [None] * n
@@ -84,6 +94,7 @@ class DelayedNegativeBase(PipelineCallback):
                     raise ValueError(f"stop_step must be after start_step; got start {a.value}, stop {b.value}")
             self._rows = [sch.window(a, k, b) for k, a, b in zip(keys, starts, stops)]
         self._embeds = negative_prompt_embeds
+        self._texts = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
         self._cache: tuple | None = None
         self._reset()
         self.register_to_config(
@@ -104,16 +115,16 @@ class DelayedNegativeBase(PipelineCallback):
         if (negative_prompt is None) == (negative_prompt_embeds is None):
             raise ValueError("give exactly one of negative_prompt (str or list of str) and negative_prompt_embeds")
         if negative_prompt is not None:
-            texts = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
-            if not texts or not all(isinstance(t, str) for t in texts):
+            texts = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
+            if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
                 raise TypeError(f"negative_prompt must be a str or a non-empty list of str, got {negative_prompt!r}")
-            return texts
+            return [_Entry(j) for j in range(len(texts))]
         first = negative_prompt_embeds
         if isinstance(first, dict):
             first = next(iter(first.values()), None)
         if not isinstance(first, torch.Tensor) or first.ndim < 2:
             raise TypeError("negative_prompt_embeds must be a tensor (rows, tokens, dim) or a dict of such tensors")
-        return [_Embeds(j) for j in range(first.shape[0])]
+        return [_Entry(j) for j in range(first.shape[0])]
 
     # -- the diffusers callback interface --------------------------------------------------------------------
 
@@ -160,31 +171,32 @@ class DelayedNegativeBase(PipelineCallback):
         if first.shape[0] % 2:
             raise ValueError(f"{self.family.tensor_inputs[0]} has {first.shape[0]} rows; expected [unconditional, conditional]")
         n = first.shape[0] // 2
-        rows = sch.expand(self._rows, n, "the schedule (one entry per prompt or per image row)")
+        rows = sch.expand(self._rows, n, "negative_prompt / start_* / stop_* lists")
         need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
         iteration_keys = sch.plan(rows, run_facts(pipeline, need_sigmas))
         self.last_plan = iteration_keys
         self._switches = sch.switches(iteration_keys)
         if not self._switches:
             return
-        used = sorted({k for keys in iteration_keys for k in keys if k is not None}, key=repr)
         self._n_rows = n
         self._original = {name: callback_kwargs[name][:n] for name in self.family.tensor_inputs}
-        self._negative = self._encode(pipeline, used, callback_kwargs)
-        self._row_of = {k: j for j, k in enumerate(used)}
+        if self._texts is None and self._embeds is None:  # segments: encode each text once, in order
+            used = list(dict.fromkeys(k for seg in self._rows for _, k in seg if k is not None))
+            self._negative = self._encode(pipeline, used, callback_kwargs)
+            self._row_of = {k: j for j, k in enumerate(used)}
+        else:  # the user's list, in its order and batch, as the stock pipeline would encode it
+            self._negative = self._encode(pipeline, self._texts, callback_kwargs)
+            self._row_of = {k: k.index for k in self._keys}
 
-    def _encode(self, pipeline, used: list[Hashable], current) -> dict[str, torch.Tensor]:
-        if any(isinstance(k, _Embeds) for k in used):
+    def _encode(self, pipeline, texts: list[str] | None, current) -> dict[str, torch.Tensor]:
+        if texts is None:
             given = self._embeds if isinstance(self._embeds, dict) else {self.family.tensor_inputs[0]: self._embeds}
             like = {name: current[name] for name in given}
             self.family.check_embeds(given, like)
-            return {
-                name: t[[k.index for k in used]].to(device=like[name].device, dtype=like[name].dtype)
-                for name, t in given.items()
-            }
-        key = self._cache_key(pipeline, used, current)
+            return {name: t.to(device=like[name].device, dtype=like[name].dtype) for name, t in given.items()}
+        key = self._cache_key(pipeline, texts, current)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.family.encode(pipeline, list(used), current))
+            self._cache = (key, self.family.encode(pipeline, list(texts), current))
         return self._cache[1]
 
     def _cache_key(self, pipeline, used, current) -> tuple:

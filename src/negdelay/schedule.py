@@ -211,7 +211,7 @@ def expand(entries: Sequence, n_rows: int, name: str) -> list:
     n = len(entries)
     if n == 0 or n_rows % n:
         raise ValueError(
-            f"{name} has {n} entries but the batch has {n_rows} image rows; give 1 entry, one per prompt, "
-            f"or one per image row (a divisor of {n_rows})"
+            f"{name} {'have' if name.endswith('lists') else 'has'} {n} entries but the batch has {n_rows} image rows; "
+            f"give 1 entry, one per prompt, or one per image row (a divisor of {n_rows})"
         )
     return [entries[r // (n_rows // n)] for r in range(n_rows)]
