@@ -17,38 +17,38 @@ from .sdxl import SDXL, time_ids
 
 
 class _MorePrompts(DelayedNegativeBase):
-    """Per-encoder negatives (``negative_prompt_2``, ...): the key of a row becomes a tuple of texts, one per
-    encoder; an encoder whose text is not given gets ``negative_prompt``'s, as in the stock pipelines."""
+    """Per-encoder negatives (``negative_prompt_2``, ...): each entry of the negative becomes a tuple of texts,
+    one per encoder, encoded in one batch; an encoder whose text is not given gets ``negative_prompt``'s, as in
+    the stock pipelines."""
 
     _more: tuple[str, ...] = ()
 
     def __init__(self, negative_prompt=None, **kwargs):
-        self._given = {name: kwargs.pop(name, None) for name in self._more}
+        given = {name: kwargs.pop(name, None) for name in self._more}
+        present = [name for name, v in given.items() if v is not None]
+        if present and negative_prompt is None:
+            raise ValueError(f"{', '.join(present)} needs negative_prompt (the text for the first encoder) as well")
         super().__init__(negative_prompt, **kwargs)
-        self.register_to_config(**self._given)
-
-    def _negative_keys(self, negative_prompt, negative_prompt_embeds, segments):
-        keys = DelayedNegativeBase._negative_keys(negative_prompt, negative_prompt_embeds, segments)
-        given = {name: v for name, v in self._given.items() if v is not None}
-        if not given:
-            return keys
-        if negative_prompt is None:
-            raise ValueError(f"{', '.join(given)} needs negative_prompt (the text for the first encoder) as well")
-        columns = [keys]
+        self.register_to_config(**given)
+        if not present:
+            return
+        first = list(self._texts)
+        columns = [first]
         for name in self._more:
-            value = self._given[name]
+            value = given[name]
             if value is None:
-                columns.append(keys)
+                columns.append(first)
                 continue
-            texts = [value] if isinstance(value, str) else list(value)
+            texts = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
             if not texts or not all(isinstance(t, str) for t in texts):
                 raise TypeError(f"{name} must be a str or a non-empty list of str, got {value!r}")
-            if len(texts) not in (1, len(keys)):
+            if len(texts) not in (1, len(first)):
                 raise ValueError(
-                    f"{name} has {len(texts)} entries but negative_prompt has {len(keys)}; give 1 or {len(keys)}"
+                    f"{name} has {len(texts)} entries but negative_prompt has {len(first)}; give 1 or {len(first)}"
                 )
-            columns.append(texts * len(keys) if len(texts) == 1 else texts)
-        return [tuple(row) for row in zip(*columns)]
+            columns.append(texts * len(first) if len(texts) == 1 else texts)
+        # the family's encode takes an entry as a str or as a tuple of per-encoder texts
+        self._texts = [tuple(row) for row in zip(*columns)]
 
 
 class DelayedNegativeXL(_MorePrompts):
@@ -100,12 +100,13 @@ class DelayedNegativeXL(_MorePrompts):
         if self._sizes is not None:
             self.register_to_config(**{k: tuple(v) for k, v in given.items()})
 
-    def _encode(self, pipeline, used, current) -> dict[str, torch.Tensor]:
-        encoded = super()._encode(pipeline, used, current)
+    def _encode(self, pipeline, texts, current) -> dict[str, torch.Tensor]:
+        encoded = super()._encode(pipeline, texts, current)
         if self._sizes is None or "add_time_ids" in encoded:
             return encoded
         row = time_ids(pipeline, *self._sizes, like=current["add_time_ids"])
-        return {**encoded, "add_time_ids": row.expand(len(used), -1)}
+        rows = next(iter(encoded.values())).shape[0]
+        return {**encoded, "add_time_ids": row.expand(rows, -1)}
 
 
 class DelayedNegativeSD3(_MorePrompts):
