@@ -1,0 +1,118 @@
+"""Overhead of DelayedNegative against the stock negative prompt, measured in one interleaved run.
+
+    python benchmarks/overhead.py [--model toy|tiny] [--pairs 15] [--steps 25] [--threads 1]
+
+Each pair runs stock ``pipe(prompt, negative_prompt=neg)`` and
+``pipe(prompt, callback_on_step_end=DelayedNegative(neg, start_step=k))`` back to back (the order alternates
+between pairs), from the same seed. It prints the median wall-time ratio (delayed / stock), its
+interquartile range over the pairs, and the UNet evaluations (calls and rows) of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def count_unet(pipe):
+    """Wrap ``pipe.unet.forward`` to count calls and rows; returns the counter dict."""
+    counter = {"calls": 0, "rows": 0}
+    forward = pipe.unet.forward if hasattr(pipe, "unet") and pipe.unet is not None else pipe.transformer.forward
+    module = pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+    def counted(sample, *args, **kwargs):
+        counter["calls"] += 1
+        counter["rows"] += sample.shape[0]
+        return forward(sample, *args, **kwargs)
+
+    module.forward = counted
+    return counter
+
+
+def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=None, label=""):
+    """Interleaved pairs of stock vs delayed; returns a dict of medians and counts."""
+    import torch
+
+    extra = extra or {}
+    counter = count_unet(pipe)
+
+    def stock():
+        pipe(prompt, negative_prompt=negative, num_inference_steps=steps, output_type="latent",
+             generator=torch.Generator().manual_seed(0), **extra)
+
+    def delayed():
+        pipe(prompt, callback_on_step_end=callback_factory(), num_inference_steps=steps, output_type="latent",
+             generator=torch.Generator().manual_seed(0), **extra)
+
+    evals = {}
+    for name, fn in (("stock", stock), ("delayed", delayed)):  # warm-up, and the UNet counts of one call each
+        counter.update(calls=0, rows=0)
+        fn()
+        evals[name] = dict(counter)
+    ratios, t_stock, t_delayed = [], [], []
+    for p in range(pairs):
+        order = [("stock", stock), ("delayed", delayed)]
+        if p % 2:
+            order.reverse()
+        took = {}
+        for name, fn in order:
+            t0 = time.perf_counter()
+            fn()
+            took[name] = time.perf_counter() - t0
+        t_stock.append(took["stock"])
+        t_delayed.append(took["delayed"])
+        ratios.append(took["delayed"] / took["stock"])
+    q = statistics.quantiles(ratios, n=4)
+    result = {
+        "label": label, "pairs": pairs, "steps": steps,
+        "median_stock_s": statistics.median(t_stock), "median_delayed_s": statistics.median(t_delayed),
+        "median_ratio": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2],
+        "unet_stock": evals["stock"], "unet_delayed": evals["delayed"],
+    }
+    print(
+        f"{label}: {pairs} interleaved pairs, {steps} steps | stock {result['median_stock_s'] * 1000:.1f} ms, "
+        f"delayed {result['median_delayed_s'] * 1000:.1f} ms | median ratio delayed/stock "
+        f"{result['median_ratio']:.4f} (IQR {q[0]:.4f}-{q[2]:.4f}) | UNet calls/rows stock "
+        f"{evals['stock']['calls']}/{evals['stock']['rows']}, delayed {evals['delayed']['calls']}/{evals['delayed']['rows']}"
+    )
+    return result
+
+
+def sd_pipeline(model):
+    if model == "toy":
+        from negdelay.toy import load_pipeline
+
+        return load_pipeline(), "a red circle", "dot", {}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tiny import tiny_sd
+
+    return tiny_sd(), "a girl eating pizza", "glasses", {"height": 32, "width": 32}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=["toy", "tiny"], default="toy")
+    ap.add_argument("--pairs", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--start-step", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from negdelay import DelayedNegative
+
+    pipe, prompt, negative, extra = sd_pipeline(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    measure(pipe, lambda: DelayedNegative(negative, start_step=args.start_step), prompt, negative,
+            pairs=args.pairs, steps=args.steps, extra=extra, label=f"SD 1.x ({args.model})")
+
+
+if __name__ == "__main__":
+    main()
