@@ -1,0 +1,221 @@
+"""``negdelay``: the lab's command line. A thin layer: each command turns its flags (and ``--config``) into a
+validated settings model (``negdelay.lab.config``) and calls one function of ``negdelay.lab.run``.
+
+Add a command: write ``def mycommand(...)`` with ``@app.command()``, build its settings with ``_settings(...)``, call
+your function inside ``_guard()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Delayed negative prompts: compare, sweep and generate (Ban et al., arXiv:2406.02965).",
+    pretty_exceptions_enable=False,
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+# ---- options every command shares (all default to None: unset flags leave the config file's value) ----
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML settings file; flags given here override it")
+ModelOpt = typer.Option(None, "--model", "-m", help="'toy' (embedded, default), a diffusers folder, a hub id, or a single-file checkpoint")
+SingleCfgOpt = typer.Option(None, "--single-file-config", help="single-file checkpoints: local diffusers folder with the component configs")
+PickleOpt = typer.Option(None, "--allow-pickle/--no-allow-pickle", help="allow .ckpt (pickle) checkpoints")
+TIOpt = typer.Option(None, "--textual-inversion", "--ti", help="FILE:TOKEN (repeatable); the token must appear in the negative")
+SchedulerOpt = typer.Option(None, "--scheduler", help="pndm, ddim, ddpm, euler, euler_a, heun, lms, dpm++2m, dpm++2m_karras, dpm++sde, kdpm2, kdpm2_a, unipc, deis")
+DeviceOpt = typer.Option(None, "--device", help="cpu (default), cuda, cuda:N, mps")
+DtypeOpt = typer.Option(None, "--dtype", help="float32 (default), float16, bfloat16")
+ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads (default 1)")
+StepsOpt = typer.Option(None, "--steps", help="inference steps (default 20)")
+CfgOpt = typer.Option(None, "--guidance-scale", "--cfg", help="CFG scale, > 1 (default 7.5)")
+HOpt = typer.Option(None, "--height")
+WOpt = typer.Option(None, "--width")
+SeedsOpt = typer.Option(None, "--seeds", help="e.g. 0-7, 0,3,5, or a count like 8")
+BatchOpt = typer.Option(None, "--batch-size", help="max image rows per pipeline call (0: all columns of a seed in one call)")
+DetectorOpt = typer.Option(None, "--detector", help="auto (toy model: on), toy, none")
+OutOpt = typer.Option(None, "--out", "-o", help="output folder (a run into the same folder with the same settings resumes)")
+ProgressOpt = typer.Option(None, "--progress/--no-progress")
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"negdelay: error: {msg}", err=True)
+
+
+@contextlib.contextmanager
+def _guard():
+    """Bad input -> one clear message and exit code 2; Ctrl-C -> exit 130 with how to resume. No tracebacks for
+    either; real bugs still raise."""
+    from .config import ConfigError
+    from .models import LabError
+
+    try:
+        yield
+    except (ConfigError, LabError) as e:
+        _err(str(e))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        _err("interrupted; run the same command again to resume (finished images are kept)")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _settings(command: str, config: Optional[Path], **flags):
+    from .config import build
+
+    if flags.get("textual_inversion") == []:
+        flags["textual_inversion"] = None
+    return build(command, config, **flags)
+
+
+def _common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype, threads, steps,
+            guidance_scale, height, width, seeds, batch_size, detector, out, progress) -> dict:
+    return dict(model=model, single_file_config=single_file_config, allow_pickle=allow_pickle,
+                textual_inversion=textual_inversion or None, scheduler=scheduler, device=device, dtype=dtype,
+                threads=threads, steps=steps, guidance_scale=guidance_scale, height=height, width=width, seeds=seeds,
+                batch_size=batch_size, detector=detector, out=out, progress=progress)
+
+
+@app.command()
+def compare(
+    prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help="repeatable; paired with --negative"),
+    negative: Optional[list[str]] = typer.Option(None, "--negative", "-n", help="one for all prompts, or one per prompt"),
+    schedule: Optional[list[str]] = typer.Option(None, "--schedule", "-s", help="repeatable: step:4, fraction:0.25, sigma:2.5, step:4..12"),
+    config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
+    allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
+    scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
+    threads: Optional[int] = ThreadsOpt, steps: Optional[int] = StepsOpt, guidance_scale: Optional[float] = CfgOpt,
+    height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
+    batch_size: Optional[int] = BatchOpt, detector: Optional[str] = DetectorOpt, out: Optional[Path] = OutOpt,
+    progress: Optional[bool] = ProgressOpt,
+):
+    """No negative / stock negative / delayed negative(s), paired from one initial noise per seed.
+
+    With no arguments: the embedded toy model, built-in pairs, detector rates per column.
+    """
+    from . import run
+
+    with _guard():
+        pairs = _pairs(prompt, negative)
+        cfg = _settings("compare", config, pairs=pairs, schedules=schedule or None,
+                        **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
+                                  threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
+                                  progress))
+        res = run.compare(cfg)
+        if res.summary:
+            typer.echo(_compare_text(res))
+
+
+def _pairs(prompts, negatives):
+    from .config import ConfigError
+
+    if not prompts and not negatives:
+        return None
+    if not prompts or not negatives:
+        raise ConfigError("give --prompt and --negative together (one negative for all prompts, or one per prompt)")
+    if len(negatives) == 1:
+        negatives = negatives * len(prompts)
+    if len(negatives) != len(prompts):
+        raise ConfigError(f"--negative: give 1 or {len(prompts)} (one per --prompt), got {len(negatives)}")
+    return [{"prompt": p, "negative": n} for p, n in zip(prompts, negatives)]
+
+
+def _compare_text(res) -> str:
+    s = res.summary
+    lines = [f"compare: {len(s['pairs'])} pair(s) x {len(s['seeds'])} seeds in {res.seconds:.1f} s -> {res.out}"]
+    table = s["all_pairs"] or next(iter(s["pairs"].values()))["columns"]
+    for col in table.values():
+        parts = [f"{col['label']:<28s}"]
+        if "dot" in col:
+            d = col["dot"]
+            parts.append(f"dot {100 * d['rate']:3.0f}% [{100 * d['low']:.0f}-{100 * d['high']:.0f}]")
+        if "pixel_distance" in col and col["pixel_distance"]["mean"] > 0:
+            parts.append(f"pixel dist {col['pixel_distance']['mean']:.3f}")
+        lines.append("  " + "  ".join(parts))
+    lines.append(f"grids: {', '.join(str(g) for g in res.grids)}")
+    lines.append(f"summary: {res.out / 'summary.md'}")
+    return "\n".join(lines)
+
+
+@app.command()
+def sweep(
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p"),
+    negative: Optional[str] = typer.Option(None, "--negative", "-n"),
+    starts: Optional[str] = typer.Option(None, "--starts", help="one kind, many values: step:1-10, step:1,2,4, fraction:0.1,0.2, sigma:8,4,2"),
+    config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
+    allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
+    scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
+    threads: Optional[int] = ThreadsOpt, steps: Optional[int] = StepsOpt, guidance_scale: Optional[float] = CfgOpt,
+    height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
+    batch_size: Optional[int] = BatchOpt, detector: Optional[str] = DetectorOpt, out: Optional[Path] = OutOpt,
+    progress: Optional[bool] = ProgressOpt,
+):
+    """Many start points x many seeds: metrics per start (CSV/JSON) and a plot with 95% bands.
+
+    The start points of one seed run as rows of one batched call. Under `accelerate launch -m negdelay sweep ...`
+    the seeds are split across processes.
+    """
+    from . import run
+
+    with _guard():
+        cfg = _settings("sweep", config, prompt=prompt, negative=negative, starts=starts,
+                        **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
+                                  threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
+                                  progress))
+        res = run.sweep(cfg)
+        if res.summary:
+            typer.echo(_sweep_text(res))
+
+
+def _sweep_text(res) -> str:
+    s = res.summary
+    lines = [f"sweep: {len(s['starts'])} starts x {len(s['seeds'])} seeds in {res.seconds:.1f} s -> {res.out}"]
+    for st in s["starts"]:
+        parts = [f"start {s['start_kind']} {st['value']:g} (step {st['start_step']})"]
+        if "dot" in st:
+            parts.append(f"dot {100 * st['dot']['rate']:3.0f}%")
+        if "pixel_distance" in st:
+            parts.append(f"pixel dist {st['pixel_distance']['mean']:.3f}")
+        lines.append("  " + "  ".join(parts))
+    lines.append(f"plot: {res.plot}")
+    return "\n".join(lines)
+
+
+@app.command()
+def generate(
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p"),
+    negative: Optional[str] = typer.Option(None, "--negative", "-n"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", "-s", help="step:4, fraction:0.25, sigma:2.5, step:4..12"),
+    a1111: Optional[str] = typer.Option(None, "--a1111", help="the negative in A1111 syntax instead, e.g. '[glasses:5]'"),
+    config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
+    allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
+    scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
+    threads: Optional[int] = ThreadsOpt, steps: Optional[int] = StepsOpt, guidance_scale: Optional[float] = CfgOpt,
+    height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
+    out: Optional[Path] = OutOpt, progress: Optional[bool] = ProgressOpt,
+):
+    """One prompt, one delayed negative: one image per seed, with A1111 infotext."""
+    from . import run
+
+    with _guard():
+        cfg = _settings("generate", config, prompt=prompt, negative=negative, schedule=schedule, a1111=a1111,
+                        **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
+                                  threads, steps, guidance_scale, height, width, seeds, None, None, out, progress))
+        res = run.generate(cfg)
+        for f in res.files:
+            typer.echo(str(f))
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console entry point (``negdelay``, ``python -m negdelay``, ``accelerate launch -m negdelay``)."""
+    app(args=sys.argv[1:] if argv is None else list(argv), prog_name="negdelay")
+
+
+if __name__ == "__main__":
+    main()

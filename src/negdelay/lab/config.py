@@ -1,0 +1,386 @@
+"""The lab's settings: pydantic models shared by the CLI flags and the YAML configs.
+
+Every command's settings are one flat model (``CompareConfig``, ``SweepConfig``, ``GenerateConfig``). A YAML file
+(``--config x.yaml``, read with ``yaml.safe_load``) gives any of its fields; flags given on the command line override
+them; the result is validated here. Unknown keys are refused (``extra="forbid"``); errors name the field and what it
+allows (``ConfigError``).
+
+Schedules are written as text, the same in YAML and on the command line::
+
+    step:4            the negative from progress-bar step 4 (0-based) on
+    fraction:0.25     from step int(0.25 * steps) on
+    sigma:2.5         from the first step whose noise level is <= 2.5
+    step:4..12        from step 4, back to no negative from step 12 on (a stop of any kind)
+    4                 short for step:4
+
+A sweep's starts are one kind and many values: ``step:1,2,3,4`` or ``step:1-10`` or ``fraction:0.1,0.2,0.3``.
+Seeds: a list of ints, or text ``"0-7"`` / ``"0,3,5"``, or an int n meaning ``0..n-1``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..schedule import KINDS, Point, check_point_value
+
+# name -> (diffusers class, extra config, A1111 sampler name)
+SCHEDULERS: dict[str, tuple[str, dict, str]] = {
+    "pndm": ("PNDMScheduler", {}, "PLMS"),
+    "ddim": ("DDIMScheduler", {}, "DDIM"),
+    "ddpm": ("DDPMScheduler", {}, "DDPM"),
+    "euler": ("EulerDiscreteScheduler", {}, "Euler"),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}, "Euler a"),
+    "heun": ("HeunDiscreteScheduler", {}, "Heun"),
+    "lms": ("LMSDiscreteScheduler", {}, "LMS"),
+    "dpm++2m": ("DPMSolverMultistepScheduler", {}, "DPM++ 2M"),
+    "dpm++2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, "DPM++ 2M Karras"),
+    "dpm++sde": ("DPMSolverSDEScheduler", {}, "DPM++ SDE"),
+    "kdpm2": ("KDPM2DiscreteScheduler", {}, "DPM2"),
+    "kdpm2_a": ("KDPM2AncestralDiscreteScheduler", {}, "DPM2 a"),
+    "unipc": ("UniPCMultistepScheduler", {}, "UniPC"),
+    "deis": ("DEISMultistepScheduler", {}, "DEIS"),
+}
+SchedulerName = Literal[
+    "pndm", "ddim", "ddpm", "euler", "euler_a", "heun", "lms", "dpm++2m", "dpm++2m_karras", "dpm++sde", "kdpm2",
+    "kdpm2_a", "unipc", "deis",
+]
+DType = Literal["float32", "float16", "bfloat16"]
+Detector = Literal["auto", "toy", "none"]
+
+TOY = "toy"
+
+
+class ConfigError(ValueError):
+    """Bad settings; the message names each field and what it allows."""
+
+
+# ----------------------------------------------------------------------------------------------------- parsing helpers
+def parse_seeds(value: Any) -> list[int]:
+    """``[0, 1, 5]``, ``"0-7"``, ``"0,3,5"``, ``"0-3,8"`` or an int n (seeds 0..n-1)."""
+    if isinstance(value, bool):
+        raise ValueError("seeds: give a list of ints, a count, or text like '0-7' / '0,3,5'")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a seed count must be >= 1, got {value}")
+        return list(range(value))
+    if isinstance(value, str):
+        out: list[int] = []
+        for part in value.replace(" ", "").split(","):
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not m:
+                raise ValueError(f"seeds: cannot read {part!r}; write e.g. '0-7', '0,3,5' or '0-3,8'")
+            a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+            if b < a:
+                raise ValueError(f"seeds: range {part!r} runs backwards")
+            out.extend(range(a, b + 1))
+        value = out
+    if isinstance(value, (list, tuple)):
+        seeds = []
+        for s in value:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"seeds must be ints >= 0, got {s!r}")
+            seeds.append(int(s))
+        if not seeds:
+            raise ValueError("seeds must not be empty")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds hold duplicates")
+        return seeds
+    raise ValueError(f"seeds: give a list of ints, a count, or text like '0-7', got {value!r}")
+
+
+def _point(kind: str, text: str, name: str) -> Point:
+    try:
+        value: float = int(text) if kind == "step" else float(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not a {'whole number' if kind == 'step' else 'number'}") from None
+    check_point_value(kind, value, name)
+    return Point(kind, value)
+
+
+class Schedule(BaseModel):
+    """A delayed negative's window: from ``start`` on, until ``stop`` (exclusive) if given."""
+
+    model_config = ConfigDict(frozen=True)
+    start: Point
+    stop: Point | None = None
+
+    @classmethod
+    def parse(cls, text: Any) -> "Schedule":
+        if isinstance(text, Schedule):
+            return text
+        if isinstance(text, bool) or not isinstance(text, (str, int)):
+            raise ValueError(f"a schedule is text like 'step:4', 'fraction:0.25', 'sigma:2.5' or 'step:4..12', got {text!r}")
+        text = str(text).strip()
+        if re.fullmatch(r"\d+", text):
+            text = f"step:{text}"
+        parts = text.split("..")
+        if len(parts) > 2:
+            raise ValueError(f"schedule {text!r}: at most one '..' (start..stop)")
+        points = []
+        kind = None
+        for j, part in enumerate(parts):
+            m = re.fullmatch(r"(?:(\w+):)?\s*([-+0-9.eE]+)", part.strip())
+            if not m:
+                raise ValueError(
+                    f"schedule {text!r}: write <kind>:<value>[..<value>] with kind one of {', '.join(KINDS)}, "
+                    "e.g. 'step:4', 'fraction:0.25', 'sigma:2.5', 'step:4..12'"
+                )
+            k = m.group(1) or kind or "step"
+            if k not in KINDS:
+                raise ValueError(f"schedule {text!r}: kind {k!r} is not one of {', '.join(KINDS)}")
+            kind = k
+            points.append(_point(k, m.group(2), f"schedule {text!r} {'start' if j == 0 else 'stop'}"))
+        start, stop = points[0], points[1] if len(points) > 1 else None
+        if stop is not None and start.kind == stop.kind:
+            before = stop.value <= start.value if start.kind != "sigma" else stop.value >= start.value
+            if before:
+                raise ValueError(f"schedule {text!r}: the stop must come after the start")
+        return cls(start=start, stop=stop)
+
+    def text(self) -> str:
+        def fmt(p: Point) -> str:
+            return f"{p.kind}:{p.value:g}"
+
+        return fmt(self.start) + (f"..{self.stop.value:g}" if self.stop and self.stop.kind == self.start.kind
+                                  else (f"..{fmt(self.stop)}" if self.stop else ""))
+
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9.]+", "-", self.text().replace("..", "-to-")).strip("-")
+
+
+def _schedule(v: Any) -> Schedule:
+    return Schedule.parse(v)
+
+
+ScheduleField = Annotated[Schedule, BeforeValidator(_schedule)]
+
+
+class Starts(BaseModel):
+    """A sweep's start points: one kind, many values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["step", "fraction", "sigma"]
+    values: list[float]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            m = re.fullmatch(r"\s*(\w+)\s*:\s*(.+)", v)
+            if not m:
+                raise ValueError(f"starts {v!r}: write <kind>:<values>, e.g. 'step:1-10', 'step:1,2,4', 'fraction:0.1,0.2'")
+            kind, rest = m.group(1), m.group(2)
+            if kind not in KINDS:
+                raise ValueError(f"starts {v!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            values: list[float] = []
+            for part in rest.replace(" ", "").split(","):
+                r = re.fullmatch(r"(\d+)-(\d+)", part)
+                if r and kind == "step":
+                    values.extend(range(int(r.group(1)), int(r.group(2)) + 1))
+                else:
+                    try:
+                        values.append(int(part) if kind == "step" else float(part))
+                    except ValueError:
+                        raise ValueError(f"starts {v!r}: cannot read {part!r} as a {kind}") from None
+            return {"kind": kind, "values": values}
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "Starts":
+        if not self.values:
+            raise ValueError("starts: give at least one value")
+        for j, x in enumerate(self.values):
+            if self.kind == "step" and float(x) != int(x):
+                raise ValueError(f"starts: step {x} is not a whole number")
+            check_point_value(self.kind, int(x) if self.kind == "step" else float(x), f"starts[{j}] ({self.kind})")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("starts hold duplicates")
+        return self
+
+    def points(self) -> list[Point]:
+        return [Point(self.kind, int(x) if self.kind == "step" else float(x)) for x in self.values]
+
+    def text(self) -> str:
+        return f"{self.kind}:" + ",".join(f"{x:g}" for x in self.values)
+
+
+class Pair(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    prompt: str = Field(min_length=1)
+    negative: str = Field(min_length=1)
+    name: str | None = None
+
+
+class TextualInversion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file: str
+    token: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            file, sep, token = v.rpartition(":")
+            if not sep or not file or not token:
+                raise ValueError(f"textual_inversion {v!r}: write FILE:TOKEN, e.g. EasyNegativeV2.safetensors:EasyNegativeV2")
+            return {"file": file, "token": token}
+        return v
+
+
+# ------------------------------------------------------------------------------------------------------------ models
+class Common(BaseModel):
+    """Settings every command shares: the model, the run, the output folder."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(TOY, description="'toy' (the embedded model), a diffusers folder, a hub id, or a single-file checkpoint")
+    single_file_config: str | None = Field(
+        None, description="single-file checkpoints: a local diffusers folder (or hub id) whose component configs to use"
+    )
+    allow_pickle: bool = False
+    textual_inversion: list[TextualInversion] = []
+    scheduler: SchedulerName | None = None
+    device: str = "cpu"
+    dtype: DType = "float32"
+    threads: int | None = Field(1, ge=1, description="torch CPU threads (None: leave torch's default)")
+    steps: int = Field(20, ge=2, le=1000)
+    guidance_scale: float = Field(7.5, gt=1.0)
+    height: int | None = Field(None, ge=8, multiple_of=8)
+    width: int | None = Field(None, ge=8, multiple_of=8)
+    seeds: list[int] = [0, 1, 2, 3]
+    batch_size: int = Field(0, ge=0, description="max image rows per pipeline call (0: no limit)")
+    detector: Detector = "auto"
+    out: Path = Path("negdelay-out")
+    progress: bool = True
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v):
+        return parse_seeds(v)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"(cpu|cuda|mps|xpu|npu)(:\d+)?", v):
+            raise ValueError(f"device {v!r}: use cpu, cuda, cuda:N, mps, xpu or npu")
+        return v
+
+    def uses_detector(self) -> bool:
+        return self.detector == "toy" or (self.detector == "auto" and self.model == TOY)
+
+
+class CompareConfig(Common):
+    """``negdelay compare``: no negative / stock negative / delayed negative(s), paired by seed."""
+
+    pairs: list[Pair] = []
+    schedules: list[ScheduleField] = []
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "CompareConfig":
+        if not self.pairs:
+            if self.model != TOY:
+                raise ValueError("pairs: give at least one prompt/negative pair (built-in pairs exist only for model 'toy')")
+            self.pairs = list(TOY_PAIRS)
+        if not self.schedules:
+            self.schedules = [Schedule.parse(s) for s in TOY_SCHEDULES] if self.model == TOY else [Schedule.parse("fraction:0.2")]
+        if len({s.text() for s in self.schedules}) != len(self.schedules):
+            raise ValueError("schedules hold duplicates")
+        return self
+
+
+class SweepConfig(Common):
+    """``negdelay sweep``: many start points x many seeds, one batched call per seed."""
+
+    prompt: str | None = None
+    negative: str | None = None
+    starts: Starts | None = None
+    seeds: list[int] = list(range(8))
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "SweepConfig":
+        if self.prompt is None or self.negative is None:
+            if self.model != TOY:
+                raise ValueError("prompt and negative are required (defaults exist only for model 'toy')")
+            self.prompt = self.prompt or TOY_PAIRS[0].prompt
+            self.negative = self.negative or TOY_PAIRS[0].negative
+        if self.starts is None:
+            self.starts = Starts(kind="step", values=list(range(1, min(self.steps, 11))))
+        return self
+
+
+class GenerateConfig(Common):
+    """``negdelay generate``: one prompt, one delayed negative, images out."""
+
+    prompt: str = Field(min_length=1)
+    negative: str | None = None
+    schedule: ScheduleField | None = None
+    a1111: str | None = Field(None, description="the negative in A1111 prompt-editing syntax, e.g. '[glasses:5]'")
+    seeds: list[int] = [0]
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "GenerateConfig":
+        if self.a1111 is not None:
+            if self.negative is not None or self.schedule is not None:
+                raise ValueError("give either a1111 or negative + schedule, not both")
+        elif self.negative is None:
+            raise ValueError("negative: give the negative prompt (with schedule), or a1111")
+        elif self.schedule is None:
+            raise ValueError("schedule: give when the negative starts, e.g. 'step:4' or 'fraction:0.2'")
+        return self
+
+
+# Built-in pairs for the embedded model: prompts that do not name the dot, negatives naming it.
+TOY_PAIRS = (
+    Pair(prompt="a red circle", negative="with a dot", name="red-circle"),
+    Pair(prompt="a blue square", negative="with a dot", name="blue-square"),
+    Pair(prompt="a green triangle", negative="with a dot", name="green-triangle"),
+)
+TOY_SCHEDULES = ("step:3", "step:6")
+
+COMMANDS = {"compare": CompareConfig, "sweep": SweepConfig, "generate": GenerateConfig}
+
+
+# ------------------------------------------------------------------------------------------------------- load + errors
+def format_errors(err: ValidationError, source: str = "settings", cls: type[BaseModel] | None = None) -> str:
+    lines = [f"invalid {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key" + (f" (allowed: {', '.join(sorted(cls.model_fields))})" if cls and len(e["loc"]) == 1 else "")
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def build(command: str, file: Path | None = None, **overrides) -> Common:
+    """The validated settings of ``command``: YAML ``file`` (if given), then ``overrides`` that are not None."""
+    cls = COMMANDS[command]
+    data = read_yaml(file) if file is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_errors(e, f"{command} settings" + (f" (from {file})" if file else ""), cls)) from None

@@ -1,0 +1,464 @@
+"""The lab's business logic: paired renders, units of work, resume, splitting across processes.
+
+Pairing: every image of a comparison starts from the same initial noise: each image row gets its own
+``torch.Generator("cpu").manual_seed(seed)``. The columns of one seed (no negative, stock negative, delayed
+negatives / the start points of a sweep) are rows of one batched pipeline call, each row with its own schedule
+(``DelayedNegativeBase.for_pipeline(pipe, segments=[...])``): no negative = the pipeline's own unconditional
+embedding all along; stock = ``negative_prompt`` given to the pipeline for that row; delayed = a row whose
+segments switch to the negative at its start step.
+
+Units of work (one pipeline call, or a few when ``batch_size`` caps the rows) are independent and deterministic,
+so a run can be killed and resumed, and split across processes (``accelerate launch``): unit ``i`` belongs to
+process ``i % num_processes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+
+from .. import schedule as sch
+from .config import CompareConfig, Common, GenerateConfig, Schedule, SweepConfig
+from .models import LabError, Loaded, check_ti_tokens, load
+from .outputs import RunFolder, clean_temporaries, infotext, png_bytes, atomic_write, write_json, write_text
+from . import metrics as M
+
+
+# ------------------------------------------------------------------------------------------------------- columns, run
+@dataclass(frozen=True)
+class Column:
+    """One image row of a paired call."""
+
+    id: str
+    label: str
+    kind: str  # "none" | "stock" | "delayed"
+    segments: tuple = ()  # the row's schedule segments: ((Point, negative text or None), ...)
+    schedule: str | None = None  # text form, for the infotext / tables
+    start_step: int | None = None  # where the negative starts in this run (0 for stock)
+    value: float | None = None  # a sweep's start value (in its kind)
+
+
+def run_facts_for(pipe, steps: int, need_sigmas: bool) -> sch.Run:
+    """The facts of a ``steps``-step text-to-image call of ``pipe``, without running it."""
+    from ..families import run_facts
+
+    sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    sched.set_timesteps(steps, device="cpu")
+    try:
+        return run_facts(SimpleNamespace(scheduler=sched, _num_timesteps=len(sched.timesteps)), need_sigmas)
+    except ValueError as e:
+        raise LabError(f"schedule: {e}") from None
+
+
+def resolve_schedule(s: Schedule, run: sch.Run, what: str = "schedule") -> tuple[int, int | None]:
+    """``(start step, stop step)`` of ``s`` in ``run``; a ``LabError`` when it falls outside the run."""
+    n = run.n_steps
+    start = sch.resolve(s.start, run)
+    if not 1 <= start < n:
+        why = "step 0 cannot be changed by a step-end callback (that is the stock negative)" if start == 0 else "it never comes"
+        raise LabError(
+            f"{what} {s.text()!r} resolves to step {start} in this run of {n} steps ({why}); a start must resolve to "
+            f"a step from 1 to {n - 1}"
+        )
+    stop = None
+    if s.stop is not None:
+        stop = sch.resolve(s.stop, run)
+        if stop <= start or stop > n:
+            raise LabError(
+                f"{what} {s.text()!r}: the stop resolves to step {stop}, outside steps {start + 1}..{n} of this run"
+            )
+    return start, stop
+
+
+def delayed_column(s: Schedule, negative: str, run: sch.Run) -> Column:
+    start, stop = resolve_schedule(s, run)
+    return Column(
+        id=f"delayed-{s.slug()}",
+        label=f"delayed from {s.start.describe()}" + (f" (= step {start})" if s.start.kind != "step" else "")
+        + (f" until {s.stop.describe()}" if s.stop is not None else ""),
+        kind="delayed",
+        segments=tuple(sch.window(s.start, negative, s.stop)),
+        schedule=s.text() + (f" = steps {start}..{stop}" if stop is not None else f" = from step {start}"),
+        start_step=start,
+    )
+
+
+NONE = Column("none", "no negative", "none", schedule="none")
+
+
+def stock_column() -> Column:
+    return Column("stock", "stock negative", "stock", schedule="stock (from step 0)", start_step=0)
+
+
+# ------------------------------------------------------------------------------------------------------------ render
+def render(loaded: Loaded, cfg: Common, prompt: str, negative: str, columns: list[Column], seed: int) -> list[np.ndarray]:
+    """One paired image per column (uint8 HxWx3), all from seed ``seed``'s initial noise, batched up to
+    ``cfg.batch_size`` rows per call."""
+    import torch
+
+    from ..callback import DelayedNegativeBase
+
+    pipe = loaded.pipe
+    size = cfg.batch_size or len(columns)
+    images: list[np.ndarray] = []
+    for at in range(0, len(columns), size):
+        chunk = columns[at : at + size]
+        n = len(chunk)
+        callback = None
+        if any(c.kind == "delayed" for c in chunk):
+            callback = DelayedNegativeBase.for_pipeline(pipe, segments=[list(c.segments) for c in chunk])
+        with torch.no_grad():
+            out = pipe(
+                [prompt] * n,
+                negative_prompt=[negative if c.kind == "stock" else "" for c in chunk],
+                num_inference_steps=cfg.steps,
+                guidance_scale=cfg.guidance_scale,
+                height=cfg.height,
+                width=cfg.width,
+                generator=[torch.Generator("cpu").manual_seed(seed) for _ in range(n)],
+                callback_on_step_end=callback,
+                output_type="np",
+            )
+        images.extend((np.clip(out.images, 0, 1) * 255).round().astype(np.uint8))
+    return images
+
+
+def image_size(loaded: Loaded, cfg: Common) -> tuple[int, int]:
+    pipe = loaded.pipe
+    default = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return (cfg.width or default, cfg.height or default)
+
+
+def info_for(loaded: Loaded, cfg: Common, prompt: str, negative: str, column: Column, seed: int) -> str:
+    w, h = image_size(loaded, cfg)
+    params = {
+        "Steps": cfg.steps,
+        "Sampler": loaded.sampler,
+        "CFG scale": f"{cfg.guidance_scale:g}",
+        "Seed": seed,
+        "Size": f"{w}x{h}",
+        "Model": loaded.model_name,
+        "Negative schedule": column.schedule,
+    }
+    if column.kind == "none":
+        # The negative this comparison is about, though this image does not use it.
+        params["Unused negative"] = negative
+    return infotext(prompt, negative if column.kind != "none" else None, params)
+
+
+def score(images: list[np.ndarray], columns: list[Column], prompt: str, detector: bool) -> list[dict]:
+    """Per-image metrics: detector verdicts (embedded model), distances to the column "none" image."""
+    ref = next((im for im, c in zip(images, columns) if c.kind == "none"), None)
+    rows = []
+    for im, c in zip(images, columns):
+        r: dict = {}
+        if detector:
+            r.update(M.detect(im, prompt))
+        if ref is not None:
+            r["pixel_distance"] = M.pixel_distance(im, ref)
+            r["ssim_distance"] = M.ssim_distance(im, ref)
+        rows.append(r)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- distribution
+class Dist:
+    """Which share of the units this process does. Under ``accelerate launch`` (or torchrun) the processes split
+    the units and meet at barriers; otherwise a single process does everything."""
+
+    def __init__(self, device: str):
+        self.rank, self.world, self._state = 0, 1, None
+        self.device = device
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            self._state = PartialState(cpu=device == "cpu")
+            self.rank, self.world = self._state.process_index, self._state.num_processes
+            if device.startswith("cuda") and ":" not in device:
+                self.device = f"cuda:{self._state.local_process_index}"
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
+
+@dataclass
+class Unit:
+    id: str
+    work: Callable[[], dict]  # renders, writes the unit's PNGs, returns its record
+
+
+def execute(folder: RunFolder, units: list[Unit], dist: Dist, progress: bool, title: str) -> dict[str, dict]:
+    """Do this process's share of the units not yet done; return all records once every process is done."""
+    done = folder.done()
+    mine = [u for i, u in enumerate(units) if i % dist.world == dist.rank and u.id not in done]
+    skipped = sum(1 for u in units if u.id in done)
+    if mine:
+        with _progress(progress, dist, title, len(mine), skipped) as advance:
+            for u in mine:
+                record = u.work()
+                record["unit"] = u.id
+                folder.save_record(u.id, record)
+                advance()
+    dist.barrier()
+    records = folder.done()
+    missing = [u.id for u in units if u.id not in records]
+    if missing:
+        raise LabError(f"units not done after every process finished: {missing[:5]}")
+    return {u.id: records[u.id] for u in units}
+
+
+class _progress:
+    def __init__(self, enabled: bool, dist: Dist, title: str, total: int, skipped: int):
+        self.enabled, self.dist, self.title, self.total, self.skipped = enabled, dist, title, total, skipped
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), transient=False)
+            self.bar.start()
+            desc = self.title + (f" [process {self.dist.rank + 1}/{self.dist.world}]" if self.dist.world > 1 else "")
+            if self.skipped:
+                desc += f" (resuming: {self.skipped} done before)"
+            self.task = self.bar.add_task(desc, total=self.total)
+            return lambda: self.bar.advance(self.task)
+        return lambda: None
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+def open_run(cfg: Common, command: str, dist: Dist) -> RunFolder:
+    folder = RunFolder(cfg.out)
+    settings = cfg.model_dump(mode="json", exclude={"progress", "threads"})
+    if dist.main:
+        folder.prepare(command, settings, main=True)
+        clean_temporaries(folder.root)
+    dist.barrier()
+    if not dist.main:
+        folder.prepare(command, settings, main=False)
+    return folder
+
+
+def start(cfg: Common, negatives: list[str]) -> tuple[Loaded, Dist]:
+    """Checks that need no model, then the model. Nothing is written before every check passed."""
+    check_ti_tokens(cfg, negatives)
+    dist = Dist(cfg.device)
+    if dist.device != cfg.device:
+        cfg = cfg.model_copy(update={"device": dist.device})
+    return load(cfg), dist
+
+
+def slug(text: str, n: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n] or "x"
+
+
+def save_png(path: Path, image: np.ndarray, text: str) -> None:
+    from PIL import Image
+
+    atomic_write(path, png_bytes(Image.fromarray(image), text))
+
+
+# ----------------------------------------------------------------------------------------------------------- compare
+@dataclass
+class CompareResult:
+    out: Path
+    summary: dict
+    grids: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def compare(cfg: CompareConfig) -> CompareResult:
+    """``negdelay compare``: for each pair and seed, no negative / stock / delayed columns from one initial noise."""
+    t0 = time.perf_counter()
+    loaded, dist = start(cfg, [p.negative for p in cfg.pairs])
+    run = run_facts_for(loaded.pipe, cfg.steps, any(s.start.kind == "sigma" or (s.stop and s.stop.kind == "sigma")
+                                                     for s in cfg.schedules))
+    detector = cfg.uses_detector()
+    pair_names = _pair_names(cfg)
+    columns_of = {}
+    for p, name in zip(cfg.pairs, pair_names):
+        columns_of[name] = [NONE, stock_column()] + [delayed_column(s, p.negative, run) for s in cfg.schedules]
+    folder = open_run(cfg, "compare", dist)
+
+    def work(p, name, seed):
+        def go() -> dict:
+            cols = columns_of[name]
+            images = render(loaded, cfg, p.prompt, p.negative, cols, seed)
+            scores = score(images, cols, p.prompt, detector)
+            (folder.root / name).mkdir(exist_ok=True)
+            entries = []
+            for im, c, s in zip(images, cols, scores):
+                rel = f"{name}/seed-{seed}_{c.id}.png"
+                save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed))
+                entries.append({"file": rel, "column": c.id, "label": c.label, "schedule": c.schedule,
+                                "start_step": c.start_step, "metrics": s})
+            return {"pair": name, "prompt": p.prompt, "negative": p.negative, "seed": seed, "images": entries}
+        return go
+
+    units = [Unit(f"{name}__seed-{seed}", work(p, name, seed)) for p, name in zip(cfg.pairs, pair_names) for seed in cfg.seeds]
+    records = execute(folder, units, dist, cfg.progress, "compare")
+    result = CompareResult(folder.root, {})
+    if dist.main:
+        from .report import compare_report
+
+        result.summary, result.grids = compare_report(folder, cfg, loaded, columns_of, records, detector)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _pair_names(cfg: CompareConfig) -> list[str]:
+    names, seen = [], set()
+    for j, p in enumerate(cfg.pairs):
+        base = p.name and slug(p.name) or slug(f"{p.prompt} - no {p.negative}")
+        name = base if base not in seen else f"{base}-{j}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+# ------------------------------------------------------------------------------------------------------------- sweep
+@dataclass
+class SweepResult:
+    out: Path
+    summary: dict
+    plot: Path | None = None
+    seconds: float = 0.0
+
+
+def sweep_columns(cfg: SweepConfig, run: sch.Run) -> list[Column]:
+    cols = [NONE, stock_column()]
+    bad = []
+    for p in cfg.starts.points():
+        s = Schedule(start=p)
+        try:
+            c = delayed_column(s, cfg.negative, run)
+        except LabError:
+            bad.append(f"{p.value:g} (step {sch.resolve(p, run)})")
+            continue
+        cols.append(Column(**{**c.__dict__, "id": f"start-{p.kind}-{p.value:g}", "value": float(p.value)}))
+    if bad:
+        raise LabError(
+            f"starts: {', '.join(bad)} fall outside this run of {run.n_steps} steps; a start must resolve to a step "
+            f"from 1 to {run.n_steps - 1}"
+        )
+    return cols
+
+
+def sweep(cfg: SweepConfig) -> SweepResult:
+    """``negdelay sweep``: every start point x every seed; the start points of one seed are rows of one call."""
+    t0 = time.perf_counter()
+    loaded, dist = start(cfg, [cfg.negative])
+    run = run_facts_for(loaded.pipe, cfg.steps, cfg.starts.kind == "sigma")
+    cols = sweep_columns(cfg, run)
+    detector = cfg.uses_detector()
+    folder = open_run(cfg, "sweep", dist)
+
+    def work(seed):
+        def go() -> dict:
+            images = render(loaded, cfg, cfg.prompt, cfg.negative, cols, seed)
+            scores = score(images, cols, cfg.prompt, detector)
+            (folder.root / "images").mkdir(exist_ok=True)
+            entries = []
+            for im, c, s in zip(images, cols, scores):
+                rel = f"images/seed-{seed}_{c.id}.png"
+                save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, cfg.negative, c, seed))
+                entries.append({"file": rel, "column": c.id, "kind": c.kind, "value": c.value,
+                                "start_step": c.start_step, "metrics": s})
+            return {"seed": seed, "images": entries}
+        return go
+
+    units = [Unit(f"seed-{seed}", work(seed)) for seed in cfg.seeds]
+    records = execute(folder, units, dist, cfg.progress, f"sweep ({len(cols)} rows per call)")
+    result = SweepResult(folder.root, {})
+    if dist.main:
+        from .report import sweep_report
+
+        result.summary, result.plot = sweep_report(folder, cfg, loaded, cols, records, detector, run)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------- generate
+@dataclass
+class GenerateResult:
+    out: Path
+    files: list[Path]
+    seconds: float = 0.0
+
+
+def a1111_segments(text: str, steps: int):
+    """``(negative for the infotext, segments)`` from A1111 prompt-editing syntax, through ``negdelay.a1111``."""
+    try:
+        from .. import a1111
+    except ImportError:
+        raise LabError("a1111: this install has no negdelay.a1111 module; use negative + schedule instead") from None
+    try:
+        got = a1111.delayed_negative(text, steps)
+    except (ValueError, TypeError) as e:
+        raise LabError(f"a1111 {text!r}: {e}") from None
+    return got
+
+
+def generate(cfg: GenerateConfig) -> GenerateResult:
+    """``negdelay generate``: one prompt, one delayed negative, one image per seed."""
+    t0 = time.perf_counter()
+    negative_text = cfg.negative if cfg.negative is not None else cfg.a1111
+    loaded, dist = start(cfg, [negative_text])
+    if cfg.a1111 is not None:
+        callback = a1111_segments(cfg.a1111, cfg.steps)
+        column = Column("a1111", "A1111 negative", "callback", schedule=f"A1111 {cfg.a1111}")
+        segments = None
+    else:
+        run = run_facts_for(loaded.pipe, cfg.steps, cfg.schedule.start.kind == "sigma" or
+                            (cfg.schedule.stop is not None and cfg.schedule.stop.kind == "sigma"))
+        column = delayed_column(cfg.schedule, cfg.negative, run)
+        callback, segments = None, list(column.segments)
+    folder = open_run(cfg, "generate", dist)
+
+    def work(seed):
+        def go() -> dict:
+            import torch
+
+            from ..callback import DelayedNegativeBase
+
+            cb = callback if callback is not None else DelayedNegativeBase.for_pipeline(loaded.pipe, segments=[segments])
+            with torch.no_grad():
+                out = loaded.pipe(cfg.prompt, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                                  height=cfg.height, width=cfg.width, generator=torch.Generator("cpu").manual_seed(seed),
+                                  callback_on_step_end=cb, output_type="np")
+            im = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
+            rel = f"{slug(cfg.prompt)}_seed-{seed}.png"
+            save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed))
+            return {"seed": seed, "images": [{"file": rel, "column": column.id, "schedule": column.schedule}]}
+        return go
+
+    units = [Unit(f"seed-{seed}", work(seed)) for seed in cfg.seeds]
+    records = execute(folder, units, dist, cfg.progress, "generate")
+    files = [folder.root / e["file"] for r in records.values() for e in r["images"]]
+    if dist.main:
+        folder.write_manifest(
+            [{"path": e["file"], "what": "image", "seed": r["seed"], "schedule": e["schedule"]}
+             for r in records.values() for e in r["images"]]
+            + [{"path": "run.json", "what": "the command and its settings"}],
+            {"command": "generate"},
+        )
+    return GenerateResult(folder.root, files, time.perf_counter() - t0)
