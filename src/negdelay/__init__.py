@@ -5,7 +5,8 @@
 
 from .callback import DelayedNegative, DelayedNegativeBase
 from .families.callbacks import DelayedNegativeSD3, DelayedNegativeXL
+from .hooks import apply, remove
 from .schedule import Point
 
-__all__ = ["DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point"]
+__all__ = ["DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point", "apply", "remove"]
 __version__ = "0.1.0"

@@ -1,0 +1,366 @@
+"""``negdelay.apply`` / ``negdelay.remove``: delayed negatives for pipelines a step-end callback cannot reach.
+
+Some pipelines run the unconditional pass on local variables that ``callback_on_step_end`` never sees
+(Flux with true CFG: a second transformer call with ``negative_prompt_embeds``), or do not hand a callback
+every tensor the negative lives in (SD3 img2img/inpaint take ``prompt_embeds`` back but not the pooled
+embedding). For those, negdelay puts one diffusers ``ModelHook`` on the denoiser (``HookRegistry``, the
+official hook system) that, before the start step, leaves the unconditional pass as the pipeline made it,
+and from the start step on replaces its text inputs with the negative's, encoded by the pipeline's own
+``encode_prompt`` exactly as the stock pipeline encodes its ``negative_prompt``.
+
+Two ways to find the unconditional pass:
+
+- ``"context"``: the pipeline wraps it in ``transformer.cache_context("uncond")``; the hook is stateful, so
+  diffusers hands it the cache context, and it changes only calls made in the ``"uncond"`` context.
+- ``"batched"``: one call with ``[unconditional, conditional]`` rows; the hook changes the first half.
+
+Steps follow ``negdelay.schedule`` (the same semantics as the callbacks): the loop iteration is the
+scheduler's ``step_index`` (``begin_index`` before the first step of a call). A new call is recognised by a
+new ``scheduler.timesteps`` tensor at iteration 0.
+
+Usage::
+
+    negdelay.apply(pipe, "glasses", start_step=5)       # tomesd style; idempotent (replaces an earlier apply)
+    pipe(prompt, negative_prompt="", true_cfg_scale=4.0) # Flux: true CFG needs a negative_prompt ("" is fine)
+    negdelay.remove(pipe)                                # back to stock, bit for bit
+
+    with negdelay.apply(pipe, "glasses", start_step=5):  # or as a context manager
+        pipe(...)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.hooks.hooks import BaseState, StateManager
+
+from . import schedule as sch
+from .families.base import lora_scale, run_facts
+from .families.sd3 import SD3
+
+HOOK_NAME = "negdelay_delayed_negative"
+
+
+# -- how each pipeline is reached ---------------------------------------------------------------------------
+
+
+def _encode_flux(pipeline, texts: list[tuple[str, ...]], current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Flux's own negative path: ``encode_prompt(prompt=negative_prompt, prompt_2=negative_prompt_2, ...)``."""
+    like = current["encoder_hidden_states"]
+    embeds, pooled, _ = pipeline.encode_prompt(
+        prompt=[t[0] for t in texts],
+        prompt_2=[t[1] for t in texts],
+        device=like.device,
+        num_images_per_prompt=1,
+        max_sequence_length=like.shape[1],
+        lora_scale=lora_scale(pipeline),
+    )
+    return {"encoder_hidden_states": embeds.to(like.dtype), "pooled_projections": pooled.to(current["pooled_projections"].dtype)}
+
+
+def _encode_sd3(pipeline, texts, current):
+    """SD3's negative path (the SD3 family adapter), mapped to the transformer's argument names."""
+    got = SD3().encode(
+        pipeline, [t if len(t) == 3 else (t[0], t[1], t[0]) for t in texts],
+        {"prompt_embeds": current["encoder_hidden_states"], "pooled_prompt_embeds": current["pooled_projections"]},
+    )
+    return {"encoder_hidden_states": got["prompt_embeds"], "pooled_projections": got["pooled_prompt_embeds"]}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a pipeline's unconditional pass is and how to encode a negative for it."""
+
+    name: str
+    pipelines: tuple[str, ...]
+    model: str  # the pipeline attribute of the denoiser
+    mode: str  # "context" (cache_context("uncond")) or "batched" (first half of the rows)
+    inputs: tuple[str, ...]  # keyword arguments of the denoiser that carry the text
+    encode: Callable
+    prompts: tuple[str, ...]  # per-encoder negative arguments apply() accepts besides negative_prompt
+    needs: str  # what the user passes to the pipeline so that the unconditional pass runs
+
+    def serves(self, pipeline) -> bool:
+        return any(cls.__name__ in self.pipelines for cls in type(pipeline).__mro__)
+
+
+TARGETS: list[Target] = [
+    Target(
+        name="flux-true-cfg", pipelines=("FluxPipeline",), model="transformer", mode="context",
+        inputs=("encoder_hidden_states", "pooled_projections"), encode=_encode_flux, prompts=("negative_prompt_2",),
+        needs="true_cfg_scale > 1 and a negative_prompt (\"\" is fine) in the pipeline call",
+    ),
+    Target(
+        name="sd3-batched", pipelines=("StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline"),
+        model="transformer", mode="batched", inputs=("encoder_hidden_states", "pooled_projections"), encode=_encode_sd3,
+        prompts=("negative_prompt_2", "negative_prompt_3"), needs="guidance_scale > 1",
+    ),
+]
+
+
+def target_for(pipeline) -> Target | None:
+    for target in TARGETS:
+        if target.serves(pipeline):
+            return target
+    return None
+
+
+def supports(pipeline) -> bool:
+    """Whether ``negdelay.apply`` serves this pipeline."""
+    return target_for(pipeline) is not None
+
+
+# -- the schedule -----------------------------------------------------------------------------------------
+
+
+def _rows(negative_prompt, more: dict, start, stop, segments) -> tuple[list[list[tuple[sch.Point, int]]], list[tuple]]:
+    """Per-entry schedules with keys = index into the list of texts to encode, and that list (tuples per encoder)."""
+    if segments is not None:
+        if negative_prompt is not None or start or stop or any(v is not None for v in more.values()):
+            raise ValueError("segments carry their own texts and points: give no negative_prompt, start_*, stop_*")
+        texts = list(dict.fromkeys(t for seg in segments for _, t in seg if t is not None))
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"segments: texts must be str or None, got {t!r}")
+        index = {t: j for j, t in enumerate(texts)}
+        rows = [[(p, None if t is None else index[t]) for p, t in seg] for seg in segments]
+        if not rows:
+            raise ValueError("segments must hold at least one row")
+        return rows, [(t,) * (1 + len(more)) for t in texts]
+    if negative_prompt is None:
+        raise ValueError("give negative_prompt (a str or a list of str, one per prompt or per image row)")
+    first = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
+    if not isinstance(first, (list, tuple)) or not first or not all(isinstance(t, str) for t in first):
+        raise TypeError(f"negative_prompt must be a str or a non-empty list of str, got {negative_prompt!r}")
+    columns = [list(first)]
+    for name, value in more.items():
+        if value is None:
+            columns.append(list(first))
+            continue
+        texts = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"{name} must be a str or a non-empty list of str, got {value!r}")
+        if len(texts) not in (1, len(first)):
+            raise ValueError(f"{name} has {len(texts)} entries but negative_prompt has {len(first)}; give 1 or {len(first)}")
+        columns.append(texts * len(first) if len(texts) == 1 else texts)
+    texts = [tuple(row) for row in zip(*columns)]
+    if any(p.kind == "step" and p.value == 0 for p in start):
+        raise ValueError("start_step=0: to use the negative from the first step, pass it to the pipeline as negative_prompt=")
+    lists = {"negative_prompt": len(texts), "start_*": len(start), "stop_*": len(stop or [None])}
+    n = math.lcm(*lists.values())
+    if any(v not in (1, n) for v in lists.values()):
+        raise ValueError(f"list lengths differ ({', '.join(f'{k} has {v}' for k, v in lists.items())} entries)")
+    keys = sch.expand(list(range(len(texts))), n, "negative_prompt")
+    starts = sch.expand(start, n, "start_*")
+    stops = sch.expand(stop, n, "stop_*") if stop else [None] * n
+    for a, b in zip(starts, stops):
+        if b is not None and a.kind == b.kind == "step" and b.value <= a.value:
+            raise ValueError(f"stop_step must be after start_step; got start {a.value}, stop {b.value}")
+    return [sch.window(a, k, b) for k, a, b in zip(keys, starts, stops)], texts
+
+
+class _NoState(BaseState):
+    def reset(self, *args, **kwargs) -> None:
+        pass
+
+
+class DelayedNegativeHook(ModelHook):
+    """The hook ``apply`` registers on the denoiser. Stateful, so that diffusers hands it the cache context."""
+
+    _is_stateful = True
+
+    def __init__(self, pipeline, target: Target, rows, texts):
+        super().__init__()
+        self.pipeline = pipeline
+        self.target = target
+        self.rows = rows
+        self.texts = texts
+        self.context = StateManager(_NoState)  # diffusers sets .set_context() around cache_context blocks
+        self._cache: tuple | None = None
+        self._new_call()
+        self._timesteps = None
+        self.last_plan: list[tuple] | None = None
+
+    def _new_call(self) -> None:
+        self._plan: list[tuple] | None = None
+        self._built: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._uncond_seen = False
+        self._warned = False
+
+    def reset_state(self, module):
+        self._new_call()
+        self._timesteps = None
+        return module
+
+    # -- per call ---------------------------------------------------------------------------------------------
+
+    def _iteration(self) -> int:
+        sched = self.pipeline.scheduler
+        if not hasattr(sched, "step_index"):
+            raise ValueError(
+                f"negdelay.apply: {type(sched).__name__} has no step_index, so the hook cannot tell the step; "
+                "use a scheduler with step_index (e.g. FlowMatchEulerDiscreteScheduler)"
+            )
+        index = sched.step_index
+        if index is None:
+            index = sched.begin_index or 0
+        begin = len(sched.timesteps) - (getattr(self.pipeline, "_num_timesteps", None) or len(sched.timesteps))
+        return int(index) - begin
+
+    def _begin(self, n_rows: int) -> None:
+        self._built = {}
+        rows = sch.expand(self.rows, n_rows, "negative_prompt / start_* / stop_* lists")
+        need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
+        self._plan = sch.plan(rows, run_facts(self.pipeline, need_sigmas))
+        self.last_plan = self._plan
+
+    def _negative(self, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        like = current[self.target.inputs[0]]
+        encoders = tuple(id(getattr(self.pipeline, n, None)) for n in ("text_encoder", "text_encoder_2", "text_encoder_3"))
+        key = (tuple(self.texts), like.shape[1:], like.device, like.dtype, encoders, lora_scale(self.pipeline))
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, self.target.encode(self.pipeline, self.texts, current))
+        return self._cache[1]
+
+    # -- the hook ---------------------------------------------------------------------------------------------
+
+    def pre_forward(self, module, *args, **kwargs):
+        it = self._iteration()
+        timesteps = self.pipeline.scheduler.timesteps
+        if it == 0 and timesteps is not self._timesteps:
+            self._timesteps = timesteps
+            self._plan = None
+            self._new_call()
+        if self.target.mode == "context":
+            context = self.context._context
+            if context is None or context.name != "uncond":
+                if it >= 1 and not self._uncond_seen and not self._warned:
+                    self._warned = True
+                    warnings.warn(
+                        f"negdelay.apply: {type(self.pipeline).__name__} ran no unconditional pass, so the delayed "
+                        f"negative does nothing; it needs {self.target.needs}",
+                        stacklevel=2,
+                    )
+                return args, kwargs
+            self._uncond_seen = True
+            n_rows, half = kwargs[self.target.inputs[0]].shape[0], False
+        else:
+            if not getattr(self.pipeline, "do_classifier_free_guidance", True):
+                return args, kwargs
+            total = kwargs[self.target.inputs[0]].shape[0]
+            n_rows, half = total // 2, True
+        if args:
+            raise TypeError(f"negdelay.apply: {type(module).__name__} was called with positional arguments; expected keywords")
+        if self._plan is None:
+            self._begin(n_rows)
+        keys = self._plan[min(it, len(self._plan) - 1)]
+        if all(k is None for k in keys):
+            return args, kwargs
+        built = self._built.get(keys)  # the unconditional rows for these keys, made once per call
+        if built is None:
+            current = {name: kwargs[name] for name in self.target.inputs}
+            negative = self._negative(current)
+            built = {}
+            for name in self.target.inputs:
+                own = current[name][:n_rows]
+                parts = [own[r : r + 1] if k is None else negative[name][k : k + 1] for r, k in enumerate(keys)]
+                built[name] = torch.cat(parts)
+            self._built[keys] = built
+        if half:  # [unconditional, conditional]: the conditional half is taken as the pipeline passes it
+            built = {name: torch.cat([t, kwargs[name][n_rows:]]) for name, t in built.items()}
+        return args, {**kwargs, **built}
+
+
+# -- public API -------------------------------------------------------------------------------------------
+
+
+class Applied:
+    """What ``apply`` returns: a handle whose ``with`` block ends with ``remove(pipe)``."""
+
+    def __init__(self, pipeline, hook: DelayedNegativeHook):
+        self.pipeline = pipeline
+        self.hook = hook
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        remove(self.pipeline)
+        return False
+
+    @property
+    def last_plan(self):
+        return self.hook.last_plan
+
+
+def apply(
+    pipeline,
+    negative_prompt: str | Sequence[str] | None = None,
+    *,
+    start_step: int | Sequence[int] | None = None,
+    start_fraction: float | Sequence[float] | None = None,
+    start_sigma: float | Sequence[float] | None = None,
+    stop_step: int | Sequence[int] | None = None,
+    stop_fraction: float | Sequence[float] | None = None,
+    stop_sigma: float | Sequence[float] | None = None,
+    segments=None,
+    **more_prompts,
+) -> Applied:
+    """Delay ``negative_prompt`` on ``pipeline`` (one a step-end callback cannot serve) until the start step.
+
+    Same schedule arguments and step semantics as ``DelayedNegative``; per-encoder negatives
+    (``negative_prompt_2``, ...) as the pipeline takes them. Applying again replaces the earlier
+    schedule (idempotent); ``remove(pipeline)`` restores the stock pipeline. Returns a context manager.
+    """
+    target = target_for(pipeline)
+    if target is None:
+        from .families import family_for
+
+        family = family_for(pipeline)
+        hint = (
+            " It is served by a step-end callback: pipe(..., callback_on_step_end="
+            "DelayedNegative.for_pipeline(pipe, negative_prompt, start_step=...))."
+            if family is not None
+            else ""
+        )
+        served = sorted(p for t in TARGETS for p in t.pipelines)
+        raise TypeError(
+            f"negdelay.apply does not serve {type(pipeline).__name__}. It serves: {', '.join(served)}.{hint}"
+        )
+    unknown = sorted(set(more_prompts) - set(target.prompts))
+    if unknown:
+        raise TypeError(f"apply() got unknown arguments {unknown} for {type(pipeline).__name__}; allowed extra negatives: {list(target.prompts)}")
+    start = sch.point_from("start", start_step, start_fraction, start_sigma, required=segments is None)
+    stop = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, required=False)
+    more = {name: more_prompts.get(name) for name in target.prompts}
+    rows, texts = _rows(negative_prompt, more, start, stop, segments)
+    model = getattr(pipeline, target.model, None)
+    if model is None:
+        raise ValueError(f"{type(pipeline).__name__} has no {target.model}: nothing to hook")
+    remove(pipeline)
+    hook = DelayedNegativeHook(pipeline, target, rows, texts)
+    HookRegistry.check_if_exists_or_initialize(model).register_hook(hook, HOOK_NAME)
+    return Applied(pipeline, hook)
+
+
+def remove(pipeline) -> None:
+    """Remove negdelay's hook from ``pipeline`` (nothing happens when there is none)."""
+    target = target_for(pipeline)
+    models = [getattr(pipeline, target.model, None)] if target else [getattr(pipeline, n, None) for n in ("transformer", "unet")]
+    for model in models:
+        registry = getattr(model, "_diffusers_hook", None)
+        if registry is not None and registry.get_hook(HOOK_NAME) is not None:
+            registry.remove_hook(HOOK_NAME, recurse=False)
+
+
+def is_applied(pipeline) -> bool:
+    target = target_for(pipeline)
+    model = getattr(pipeline, target.model, None) if target else None
+    registry = getattr(model, "_diffusers_hook", None)
+    return registry is not None and registry.get_hook(HOOK_NAME) is not None
