@@ -1,6 +1,6 @@
 """Overhead of DelayedNegative against the stock negative prompt, measured in one interleaved run.
 
-    python benchmarks/overhead.py [--model toy|tiny] [--pairs 15] [--steps 25] [--threads 1]
+    python benchmarks/overhead.py [--model toy|tiny] [--family sd|sdxl|all] [--pairs 15] [--steps 25] [--threads 1]
 
 Each pair runs stock ``pipe(prompt, negative_prompt=neg)`` and
 ``pipe(prompt, callback_on_step_end=DelayedNegative(neg, start_step=k))`` back to back (the order alternates
@@ -95,6 +95,14 @@ def sd_pipeline(model):
     return tiny_sd(), "a girl eating pizza", "glasses", {"height": 32, "width": 32}
 
 
+def sdxl_pipeline():
+    """The tiny in-code SDXL pipeline of the tests (two text encoders, pooled + time-id conditioning)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tiny_families import tiny_sdxl
+
+    return tiny_sdxl(), "a girl eating pizza", "glasses", {"height": 32, "width": 32}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["toy", "tiny"], default="toy")
@@ -102,16 +110,26 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--start-step", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--family", choices=["sd", "sdxl", "all"], default="sd",
+                    help="sd: the SD 1.x pipeline of --model; sdxl: the tiny in-code SDXL pipeline; all: both")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     from negdelay import DelayedNegative
 
-    pipe, prompt, negative, extra = sd_pipeline(args.model)
-    pipe.set_progress_bar_config(disable=True)
-    measure(pipe, lambda: DelayedNegative(negative, start_step=args.start_step), prompt, negative,
-            pairs=args.pairs, steps=args.steps, extra=extra, label=f"SD 1.x ({args.model})")
+    if args.family in ("sd", "all"):
+        pipe, prompt, negative, extra = sd_pipeline(args.model)
+        pipe.set_progress_bar_config(disable=True)
+        measure(pipe, lambda: DelayedNegative(negative, start_step=args.start_step), prompt, negative,
+                pairs=args.pairs, steps=args.steps, extra=extra, label=f"SD 1.x ({args.model})")
+    if args.family in ("sdxl", "all"):
+        from negdelay import DelayedNegativeXL
+
+        pipe, prompt, negative, extra = sdxl_pipeline()
+        pipe.set_progress_bar_config(disable=True)
+        measure(pipe, lambda: DelayedNegativeXL(negative, start_step=args.start_step), prompt, negative,
+                pairs=args.pairs, steps=args.steps, extra=extra, label="SDXL (tiny, 32x32)")
 
 
 if __name__ == "__main__":
