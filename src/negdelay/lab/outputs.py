@@ -164,6 +164,13 @@ class RunFolder:
     def save_record(self, unit: str, record: dict) -> None:
         write_json(self.records / f"{unit}.json", record)
 
+    def log_done(self, rank: int, unit: str) -> None:
+        """Append to ``processes/<rank>.log``: an audit of which process rendered which unit, run after run."""
+        logs = self.root / "processes"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"{rank}.log", "a") as f:
+            f.write(unit + "\n")
+
     def write_manifest(self, files: list[dict], extra: dict | None = None) -> None:
         write_json(self.root / "manifest.json", {**(extra or {}), "files": files})
 

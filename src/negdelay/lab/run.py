@@ -211,7 +211,9 @@ def execute(folder: RunFolder, units: list[Unit], dist: Dist, progress: bool, ti
             for u in mine:
                 record = u.work()
                 record["unit"] = u.id
+                record["process"] = dist.rank
                 folder.save_record(u.id, record)
+                folder.log_done(dist.rank, u.id)
                 advance()
     dist.barrier()
     records = folder.done()
@@ -405,17 +407,16 @@ class GenerateResult:
     seconds: float = 0.0
 
 
-def a1111_segments(text: str, steps: int):
-    """``(negative for the infotext, segments)`` from A1111 prompt-editing syntax, through ``negdelay.a1111``."""
+def a1111_callback(text: str, steps: int, pipe):
+    """``(negative_prompt, callback or None)`` from A1111 prompt-editing syntax, through ``negdelay.a1111``."""
     try:
         from .. import a1111
     except ImportError:
         raise LabError("a1111: this install has no negdelay.a1111 module; use negative + schedule instead") from None
     try:
-        got = a1111.delayed_negative(text, steps)
+        return a1111.delayed_negative(text, steps, pipe)
     except (ValueError, TypeError) as e:
-        raise LabError(f"a1111 {text!r}: {e}") from None
-    return got
+        raise LabError(f"a1111: {e}") from None
 
 
 def generate(cfg: GenerateConfig) -> GenerateResult:
@@ -424,10 +425,11 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     negative_text = cfg.negative if cfg.negative is not None else cfg.a1111
     loaded, dist = start(cfg, [negative_text])
     if cfg.a1111 is not None:
-        callback = a1111_segments(cfg.a1111, cfg.steps)
-        column = Column("a1111", "A1111 negative", "callback", schedule=f"A1111 {cfg.a1111}")
+        pipe_negative, callback = a1111_callback(cfg.a1111, cfg.steps, loaded.pipe)
+        column = Column("a1111", "A1111 negative", "a1111", schedule=f"A1111 prompt editing (Negative prompt as A1111 reads it)")
         segments = None
     else:
+        pipe_negative = None
         run = run_facts_for(loaded.pipe, cfg.steps, cfg.schedule.start.kind == "sigma" or
                             (cfg.schedule.stop is not None and cfg.schedule.stop.kind == "sigma"))
         column = delayed_column(cfg.schedule, cfg.negative, run)
@@ -440,9 +442,11 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
 
             from ..callback import DelayedNegativeBase
 
-            cb = callback if callback is not None else DelayedNegativeBase.for_pipeline(loaded.pipe, segments=[segments])
+            cb = callback
+            if segments is not None:
+                cb = DelayedNegativeBase.for_pipeline(loaded.pipe, segments=[segments])
             with torch.no_grad():
-                out = loaded.pipe(cfg.prompt, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                out = loaded.pipe(cfg.prompt, negative_prompt=pipe_negative, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
                                   height=cfg.height, width=cfg.width, generator=torch.Generator("cpu").manual_seed(seed),
                                   callback_on_step_end=cb, output_type="np")
             im = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
