@@ -18,7 +18,7 @@ from diffusers import (
     HeunDiscreteScheduler,
     StableDiffusionXLImg2ImgPipeline,
 )
-from tiny_families import no_change, reference, tiny_sdxl
+from tiny_families import no_change, reference, tiny_sdxl, tiny_sdxl_controlnet
 
 from negdelay import DelayedNegative, DelayedNegativeXL
 from negdelay.families.sdxl import SDXL
@@ -234,6 +234,30 @@ def test_img2img_xl():
         want = pipe(PROMPTS[0], generator=gen(), output_type="np", num_images_per_prompt=2, **kw).images
     assert max(s for s, _ in calls) == 5
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("guess_mode", [False, True])
+def test_controlnet_xl(guess_mode):
+    """The ControlNet sees the same unconditional rows as the UNet (in guess mode it sees only the conditional half)."""
+    pipe = tiny_sdxl_controlnet()
+    image = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+    kw = dict(image=image, guess_mode=guess_mode, num_images_per_prompt=2)
+    with reference(pipe, "unet", no_change) as calls:
+        pipe([""] * 2, negative_prompt=NEGS, image=image, num_inference_steps=1, output_type="latent", **SIZE)
+    first = calls[0][1]
+    neg = {"tokens": first["encoder_hidden_states"][:2].repeat_interleave(2, 0),
+           "pooled": first["added_cond_kwargs"]["text_embeds"][:2].repeat_interleave(2, 0)}
+
+    def change(step, index, kwargs):
+        if kwargs["encoder_hidden_states"].shape[0] == 8:  # guess mode: the ControlNet gets the 4 conditional rows
+            swap(neg, lambda s: s >= 2)(step, index, kwargs)
+
+    got = run(pipe, cb=DelayedNegativeXL(NEGS, start_step=2), **kw)
+    with reference(pipe, ("controlnet", "unet"), change) as calls:
+        want = run(pipe, **kw)
+    assert len(calls) == 2 * STEPS
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, run(pipe, **kw))
 
 
 def test_precomputed_embeds_need_the_pooled_rows():

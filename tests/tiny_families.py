@@ -82,6 +82,19 @@ def tiny_sdxl(scheduler=None, cls=StableDiffusionXLPipeline, **extra):
     return pipe
 
 
+def tiny_sdxl_controlnet(scheduler=None, cls=None):
+    """A tiny ``StableDiffusionXLControlNetPipeline`` (ControlNet made from the tiny SDXL UNet)."""
+    from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
+
+    base = tiny_sdxl(scheduler)
+    torch.manual_seed(1)
+    controlnet = ControlNetModel.from_unet(base.unet, conditioning_embedding_out_channels=(4, 8)).eval()
+    parts = {k: v for k, v in base.components.items() if k not in ("image_encoder", "feature_extractor")}
+    pipe = (cls or StableDiffusionXLControlNetPipeline)(**parts, controlnet=controlnet)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def tiny_sd3(scheduler=None):
     """CLIP-L + CLIP-G (hidden 32 each: pooled 64) and T5 (d_model 32); use ``max_sequence_length=8``."""
     tokenizer = make_tokenizer(WORDS, model_max_length=12)
@@ -124,30 +137,38 @@ def tiny_flux(scheduler=None):
 
 
 @contextlib.contextmanager
-def reference(pipe, model: str, change):
-    """Within the block, every call of ``pipe.<model>`` at progress step s gets ``change(s, call_index, kwargs)``
-    applied to its keyword arguments (``change`` edits the dict in place). Yields the list of recorded calls
-    ``(step, kwargs)``. Positional arguments are bound to names first, so the denoiser sees only keywords."""
+def reference(pipe, model, change):
+    """Within the block, every call of ``pipe.<model>`` (a name, or a tuple of names: e.g. UNet and ControlNet)
+    at progress step s gets ``change(s, call_index, kwargs)`` applied to its keyword arguments (``change`` edits
+    the dict in place). Yields the list of recorded calls ``(step, kwargs)``. Positional arguments are bound to
+    names first, so the model sees only keywords."""
     import inspect
 
-    module = getattr(pipe, model)
-    forward = module.forward
-    names = list(inspect.signature(forward).parameters)
+    names_of = (model,) if isinstance(model, str) else tuple(model)
     counter = {"step": 0}
     calls = []
+    modules = [getattr(pipe, name) for name in names_of]
 
-    def wrapped(*args, **kwargs):
-        kwargs = {**dict(zip(names, args)), **kwargs}
-        change(counter["step"], len(calls), kwargs)
-        calls.append((counter["step"], dict(kwargs)))
-        return forward(**kwargs)
+    def wrap(module):
+        forward = module.forward
+        names = list(inspect.signature(forward).parameters)
 
-    module.forward = wrapped
+        def wrapped(*args, **kwargs):
+            kwargs = {**dict(zip(names, args)), **kwargs}
+            change(counter["step"], len(calls), kwargs)
+            calls.append((counter["step"], dict(kwargs)))
+            return forward(**kwargs)
+
+        module.forward = wrapped
+
+    for module in modules:
+        wrap(module)
     pipe.progress_bar = lambda *a, **k: _Bar(counter)
     try:
         yield calls
     finally:
-        del module.forward
+        for module in modules:
+            del module.forward
         del pipe.progress_bar
 
 
