@@ -17,6 +17,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
 )
 from tiny_families import no_change, reference, tiny_sdxl, tiny_sdxl_controlnet
 
@@ -233,6 +234,21 @@ def test_img2img_xl():
     with reference(pipe, "unet", swap(neg, lambda s: s >= 2)) as calls:
         want = pipe(PROMPTS[0], generator=gen(), output_type="np", num_images_per_prompt=2, **kw).images
     assert max(s for s, _ in calls) == 5
+    assert np.array_equal(got, want)
+
+
+def test_inpaint_xl():
+    base = pipe_with("euler")
+    pipe = StableDiffusionXLInpaintPipeline(**base.components, requires_aesthetics_score=False)
+    pipe.set_progress_bar_config(disable=True)
+    image = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    kw = dict(image=image, mask_image=mask, strength=1.0, num_inference_steps=STEPS, output_type="np", **SIZE)
+    neg = captured(pipe, NEGS, rows=4, image=image, mask_image=mask)
+    got = pipe(PROMPTS, generator=gen(), num_images_per_prompt=2, callback_on_step_end=DelayedNegativeXL(NEGS, start_step=3), **kw).images
+    with reference(pipe, "unet", swap(neg, lambda s: s >= 3)):
+        want = pipe(PROMPTS, generator=gen(), num_images_per_prompt=2, **kw).images
     assert np.array_equal(got, want)
 
 
