@@ -1,0 +1,265 @@
+"""An automatic critical step: start the negative, per image, when the run itself says the negative has found
+something to act on.
+
+``pipe(prompt, callback_on_step_end=AutoDelayedNegative("with a dot"))``
+
+How it decides (SD 1.x/2.x pipelines). While a row still guides against the pipeline's own unconditional embedding,
+a forward hook on ``pipeline.unet`` keeps the inputs and outputs of the pipeline's own UNet call of each loop
+iteration: the latents ``x`` the UNet saw, the timestep, ``eps_u`` (unconditional) and ``eps_c`` (the prompt). At
+the step-end callback the negative's prediction ``eps_n`` is evaluated on the same ``x`` and timestep (one extra UNet
+row per undecided image), and the row's *signal* is computed from the three predictions (``signal()`` below). The
+first step boundary at which the signal reaches ``threshold`` switches that row to the negative from the next step
+on. If it has not happened by ``max_fraction`` of the run, the row switches there (``fallback="max"``) or never
+(``fallback="never"``).
+
+Once a row is decided it costs nothing more; after every row is decided the hook is removed and the loop runs at
+stock speed. ``last_steps`` holds the chosen start step of each row (``None``: never), ``last_cost`` the extra UNet
+rows evaluated, next to the pipeline's own.
+
+When a row switches at step ``k``, its output is bit-identical to ``DelayedNegative(negative, start_step=k)``: the
+switch replaces the same rows with the same encoding (the family adapter's ``encode``), and the probe's UNet calls
+change no state (tests/test_auto.py proves it against a callback-free reference).
+
+The earliest step auto can choose is the first step after the first recorded UNet call: step 2 on first-order
+schedulers (the hook is attached at the end of step 0, so step 1's state is the first one seen), step 1 on PNDM
+(whose step 0 makes two UNet calls).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.callbacks import PipelineCallback
+
+from .families import SD, run_facts
+
+#: the signals ``signal()`` computes; the callback decides on one of them
+SIGNALS = ("align", "focus")
+DEFAULT_SIGNAL = "align"
+#: calibrated on the embedded model (DDIM, 20 steps; docs/study.md gives the calibration and its cross-validation)
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MAX_FRACTION = 0.6
+
+
+def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: str = DEFAULT_SIGNAL) -> torch.Tensor:
+    """One value per row from the three noise predictions ``(rows, C, H, W)`` of the same latents and timestep.
+
+    - ``"align"``: cosine between what the negative adds to the unconditional prediction (``eps_n - eps_u``) and what
+      the prompt adds (``eps_c - eps_u``), over the whole latent. It rises when the negative's text recognises what
+      the prompt is rendering: the two then push the same way, and CFG with the negative cancels that part
+      (Ban et al.'s neutralization).
+    - ``"focus"``: how concentrated ``eps_n - eps_u`` is in space: the share of its energy in the top 5 % of latent
+      positions (``0.05`` when spread evenly, up to 1 when in one spot).
+    """
+    if kind not in SIGNALS:
+        raise ValueError(f"signal kind must be one of {SIGNALS}, got {kind!r}")
+    d_n = (eps_n - eps_u).flatten(2).float()  # rows, C, HW
+    if kind == "align":
+        d_c = (eps_c - eps_u).flatten(2).float()
+        a, b = d_n.flatten(1), d_c.flatten(1)
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    energy = (d_n**2).sum(1)  # rows, HW
+    k = max(1, int(math.ceil(0.05 * energy.shape[1])))
+    top = energy.topk(k, dim=1).values.sum(1)
+    return top / energy.sum(1).clamp_min(1e-12)
+
+
+def decide(signals, iteration_steps, n_steps: int, threshold: float = DEFAULT_THRESHOLD,
+           max_fraction: float = DEFAULT_MAX_FRACTION, min_step: int = 1, fallback: str = "max") -> int | None:
+    """The start step ``AutoDelayedNegative`` chooses for one row, from its signal at each loop iteration.
+
+    ``signals[i]`` is the signal of the state iteration ``i``'s UNet call saw (``None``: not seen; the callback never
+    sees iteration 0, its hook is attached at the end of step 0). A row switches at the first step boundary (the
+    next iteration starts a new step ``s``, ``min_step <= s``) whose signal reaches ``threshold``; at
+    ``s >= int(max_fraction * n_steps)`` it switches there (``fallback="max"``) or never (``"never"``).
+    The study uses this to read the decision of any threshold off a recorded no-negative trajectory.
+    """
+    max_step = max(1, int(max_fraction * n_steps))
+    for i in range(len(iteration_steps) - 1):
+        nxt = iteration_steps[i + 1]
+        if nxt == iteration_steps[i] or nxt < min_step:
+            continue
+        if nxt >= max_step:
+            return nxt if fallback == "max" else None
+        v = signals[i]
+        if v is not None and v >= threshold:
+            return nxt
+    return None
+
+
+class _Recorder:
+    """A forward hook on the UNet that keeps the last call's sample, timestep, kwargs and output."""
+
+    def __init__(self, unet):
+        self.last = None
+        self.muted = False
+        self.handle = unet.register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs, output):
+        if self.muted:
+            return None
+        sample = args[0] if args else kwargs["sample"]
+        timestep = args[1] if len(args) > 1 else kwargs["timestep"]
+        out = output[0] if isinstance(output, tuple) else output.sample
+        self.last = (sample, timestep, kwargs, out)
+        return None
+
+    def remove(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+class AutoDelayedNegative(PipelineCallback):
+    """Delay the negative prompt to a start step chosen per image from the run's own noise predictions.
+
+    Args:
+        negative_prompt: the negative (one str for every row).
+        threshold: the signal value at which a row switches (see ``signal``).
+        signal_kind: ``"align"`` (default) or ``"focus"``.
+        max_fraction: the latest start, as a fraction of the run's steps (step ``int(f * N)``); a row whose signal has
+            not fired by then switches there (``fallback="max"``) or never (``fallback="never"``).
+        min_step: the earliest start step allowed (>= 1).
+
+    After a call: ``last_steps`` (chosen start step per row, ``None`` = never), ``last_signals`` (per row and loop
+    iteration, the signal of the state that iteration's UNet call saw; ``None`` where it was not probed), ``last_cost`` (``{"probe_rows", "pipeline_rows", "extra"}``: extra UNet rows
+    evaluated, the pipeline's own UNet rows, and their ratio).
+    """
+
+    tensor_inputs = ["prompt_embeds"]
+    family = SD()
+
+    def __init__(
+        self,
+        negative_prompt: str,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        signal_kind: str = DEFAULT_SIGNAL,
+        max_fraction: float = DEFAULT_MAX_FRACTION,
+        min_step: int = 1,
+        fallback: str = "max",
+    ):
+        super().__init__()
+        if not isinstance(negative_prompt, str) or not negative_prompt:
+            raise TypeError(f"negative_prompt must be a non-empty str, got {negative_prompt!r}")
+        if signal_kind not in SIGNALS:
+            raise ValueError(f"signal_kind must be one of {SIGNALS}, got {signal_kind!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise TypeError(f"threshold must be a finite number, got {threshold!r}")
+        if isinstance(max_fraction, bool) or not isinstance(max_fraction, (int, float)) or not 0.0 < max_fraction <= 1.0:
+            raise ValueError(f"max_fraction must be a fraction in (0, 1], got {max_fraction!r}")
+        if isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 1:
+            raise ValueError(f"min_step must be an int >= 1 (a step-end callback cannot change step 0), got {min_step!r}")
+        if fallback not in ("max", "never"):
+            raise ValueError(f"fallback must be 'max' or 'never', got {fallback!r}")
+        self.negative_prompt = negative_prompt
+        self.threshold = float(threshold)
+        self.signal_kind = signal_kind
+        self.max_fraction = float(max_fraction)
+        self.min_step = min_step
+        self.fallback = fallback
+        self._recorder: _Recorder | None = None
+        self._cache = None
+        self.last_steps: list[int | None] | None = None
+        self.last_signals: list[list[float]] | None = None
+        self.last_cost: dict | None = None
+        self.register_to_config(
+            negative_prompt=negative_prompt, threshold=self.threshold, signal_kind=signal_kind,
+            max_fraction=self.max_fraction, min_step=min_step, fallback=fallback,
+        )
+
+    # -- per call ----------------------------------------------------------------------------------------------
+    def _begin(self, pipeline, kw) -> None:
+        self._detach()
+        if not self.family.serves(pipeline):
+            raise TypeError(
+                f"AutoDelayedNegative serves Stable Diffusion 1.x/2.x pipelines ({', '.join(self.family.pipelines)}); "
+                f"got {type(pipeline).__name__}"
+            )
+        self._active = self.family.cfg_active(pipeline)
+        emb = kw["prompt_embeds"]
+        n = emb.shape[0] // 2 if self._active else emb.shape[0]  # guidance off: no unconditional half, nothing to do
+        self._n = n
+        run = run_facts(pipeline, need_sigmas=False)
+        self._iter_steps = run.iteration_steps()
+        self._n_steps = run.n_steps
+        self._max_step = max(1, int(self.max_fraction * run.n_steps))
+        self._original = emb[:n]
+        key = (id(pipeline.text_encoder), pipeline.text_encoder.get_input_embeddings().weight._version,
+               len(pipeline.tokenizer), emb.device, emb.dtype, emb.shape[1], getattr(pipeline, "clip_skip", None))
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.family.encode(pipeline, [self.negative_prompt], kw)["prompt_embeds"])
+        self._negative = self._cache[1]
+        self._decided: list[int | None] = [None] * n
+        self._done = [False] * n
+        self.last_steps = self._decided
+        self.last_signals = [[None] * len(self._iter_steps) for _ in range(n)]
+        self.last_cost = {"probe_rows": 0, "pipeline_rows": 2 * n * len(self._iter_steps), "extra": 0.0}
+        if self._active:
+            self._recorder = _Recorder(pipeline.unet)
+
+    def _detach(self) -> None:
+        if self._recorder is not None:
+            self._recorder.remove()
+            self._recorder = None
+
+    def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        if step_index == 0:
+            self._begin(pipeline, callback_kwargs)
+        i = step_index
+        last = i >= len(self._iter_steps) - 1
+        if not self._active or last or self._recorder is None:
+            if last:
+                self._detach()
+            return callback_kwargs
+        emb = callback_kwargs["prompt_embeds"]
+        if emb.shape[0] != 2 * self._n:  # no negative half any more (another callback cut CFG off)
+            self._detach()
+            return callback_kwargs
+        next_step = self._iter_steps[i + 1]
+        if next_step == self._iter_steps[i]:  # inside a step (PNDM warm-up, Heun): a switch only at a step boundary
+            return callback_kwargs
+        rows = [r for r in range(self._n) if not self._done[r]]
+        fire: list[int] = []
+        seen = self._recorder.last
+        self._recorder.last = None
+        if rows and next_step >= self.min_step:
+            if next_step >= self._max_step:
+                fire = rows if self.fallback == "max" else []
+                for r in rows:
+                    self._done[r] = True
+            elif seen is not None:
+                values = self._probe(pipeline, rows, *seen)
+                for r, v in zip(rows, values):
+                    self.last_signals[r][i] = v
+                    if v >= self.threshold:
+                        fire.append(r)
+                        self._done[r] = True
+        if fire:
+            for r in fire:
+                self._decided[r] = next_step
+            parts = [self._negative[0:1] if self._decided[r] is not None else self._original[r : r + 1]
+                     for r in range(self._n)]
+            callback_kwargs["prompt_embeds"] = torch.cat(parts + [emb[self._n :]])
+        if all(self._done):
+            self._detach()
+        return callback_kwargs
+
+    @torch.no_grad()
+    def _probe(self, pipeline, rows, sample, t, kwargs, out) -> list[float]:
+        n = self._n
+        idx = torch.tensor(rows, device=sample.device)
+        x = sample[:n].index_select(0, idx)
+        neg = self._negative[0:1].expand(len(rows), -1, -1)
+        call = {k: v for k, v in kwargs.items() if k in ("timestep_cond", "cross_attention_kwargs", "added_cond_kwargs")}
+        self._recorder.muted = True
+        try:
+            eps_n = pipeline.unet(x, t, encoder_hidden_states=neg, return_dict=False, **call)[0]
+        finally:
+            self._recorder.muted = False
+        self.last_cost["probe_rows"] += len(rows)
+        self.last_cost["extra"] = self.last_cost["probe_rows"] / self.last_cost["pipeline_rows"]
+        eps_u = out[:n].index_select(0, idx)
+        eps_c = out[n:].index_select(0, idx)
+        return [float(v) for v in signal(eps_u, eps_c, eps_n, self.signal_kind)]
