@@ -250,7 +250,7 @@ class _progress:
 
 def open_run(cfg: Common, command: str, dist: Dist) -> RunFolder:
     folder = RunFolder(cfg.out)
-    settings = cfg.model_dump(mode="json", exclude={"progress", "threads"})
+    settings = cfg.model_dump(mode="json", exclude={"progress", "threads", "out"})
     if dist.main:
         folder.prepare(command, settings, main=True)
         clean_temporaries(folder.root)
