@@ -100,7 +100,7 @@ def test_starts_and_seeds():
     with pytest.raises(ValueError, match="not one of"):
         Starts.model_validate("steps:1,2")
     assert parse_seeds("0-3,9") == [0, 1, 2, 3, 9]
-    assert parse_seeds(3) == [0, 1, 2]
+    assert parse_seeds(3) == parse_seeds("3") == [3]  # one seed, in YAML and on the command line alike
     assert parse_seeds([5, 2]) == [5, 2]
     with pytest.raises(ValueError, match="duplicates"):
         parse_seeds([1, 1])

@@ -14,7 +14,7 @@ Schedules are written as text, the same in YAML and on the command line::
     4                 short for step:4
 
 A sweep's starts are one kind and many values: ``step:1,2,3,4`` or ``step:1-10`` or ``fraction:0.1,0.2,0.3``.
-Seeds: a list of ints, or text ``"0-7"`` / ``"0,3,5"``, or an int n meaning ``0..n-1``.
+Seeds: a list of ints, or text ``"0-7"`` (eight seeds) / ``"0,3,5"``; a single number is that one seed.
 """
 
 from __future__ import annotations
@@ -60,13 +60,12 @@ class ConfigError(ValueError):
 
 # ----------------------------------------------------------------------------------------------------- parsing helpers
 def parse_seeds(value: Any) -> list[int]:
-    """``[0, 1, 5]``, ``"0-7"``, ``"0,3,5"``, ``"0-3,8"`` or an int n (seeds 0..n-1)."""
+    """``[0, 1, 5]``, ``"0-7"`` (eight seeds), ``"0,3,5"``, ``"0-3,8"``; a single number is that one seed
+    (the same in YAML and on the command line)."""
     if isinstance(value, bool):
-        raise ValueError("seeds: give a list of ints, a count, or text like '0-7' / '0,3,5'")
+        raise ValueError("seeds: give a list of ints, or text like '0-7' / '0,3,5'")
     if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a seed count must be >= 1, got {value}")
-        return list(range(value))
+        value = [value]
     if isinstance(value, str):
         out: list[int] = []
         for part in value.replace(" ", "").split(","):
