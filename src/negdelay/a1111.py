@@ -75,12 +75,25 @@ class _Parser:
         self.pos = 0
         self.stray_pipe: int | None = None
         self.edits: list[_Edit] = []
+        self.edit_ends: list[int] = []  # position just after each edit's ']'
+        self.stray_colons: set[int] = set()  # ':' that A1111's grammar can only read as stray text
 
     def error(self, what: str, at: int) -> ValueError:
         return ValueError(f"A1111 negative prompt {self.text!r}: {what} at position {at}")
 
     def parse(self) -> list:
         nodes = self.sequence(closer=None)
+        for end in self.edit_ends:
+            after = end
+            while after < len(self.text) and self.text[after] in ")]":
+                after += 1
+            if after in self.stray_colons:
+                raise self.error(
+                    f"':' right after the ']' that closes prompt editing (at {end - 1}): A1111's parser reads this "
+                    "ambiguously (depending on its lark version it keeps the editing as plain text); put a space "
+                    "before the ':' or escape it as '\\:'",
+                    after,
+                )
         if self.stray_pipe is not None and self.edits:
             raise self.error(
                 "'|' outside [...] (A1111 then cannot parse the text and ignores all its prompt editing, using "
@@ -93,6 +106,7 @@ class _Parser:
         """Nodes up to ``closer`` (not consumed). Inside ``[...]`` a ``:`` is a separator: returned as ``None``."""
         nodes: list = []
         buf: list[str] = []
+        paren_colon_seen = False
 
         def flush():
             if buf:
@@ -130,6 +144,13 @@ class _Parser:
             elif c == ":" and in_square:
                 flush()
                 nodes.append(None)
+                self.pos += 1
+            elif c == ":":
+                # text; A1111 reads the first ':' of a (...) as its weight separator, every other one as stray
+                if closer is None or paren_colon_seen:
+                    self.stray_colons.add(self.pos)
+                paren_colon_seen = True
+                buf.append(c)
                 self.pos += 1
             elif c == "|":
                 if in_square:
@@ -184,6 +205,7 @@ class _Parser:
             )
         edit = _Edit(before=parts[0] if len(parts) == 3 else [], after=parts[-2], when=match.group(1))
         self.edits.append(edit)
+        self.edit_ends.append(self.pos)
         return edit
 
 
