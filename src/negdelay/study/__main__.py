@@ -1,0 +1,198 @@
+"""``python -m negdelay.study <command>``: the study's runs on the embedded model and its report.
+
+    python -m negdelay.study run --out runs/study                 # every cell of plan.ORDER (resumable)
+    python -m negdelay.study run --out runs/study --cells ddim-20-full,euler-20
+    python -m negdelay.study signals --out runs/study             # per-step predictions, DDIM 20 steps (q3, auto)
+    python -m negdelay.study calibrate --out runs/study          # fit the auto threshold (2-fold CV + all seeds)
+    python -m negdelay.study auto --out runs/study                # AutoDelayedNegative run for real (cost, agreement)
+    python -m negdelay.study report --out runs/study --img docs/img   # tables (report.md, report.json) and plots
+
+``--seeds N`` uses seeds 0..N-1 (default 200), ``--threads`` torch threads (default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _pipe(threads: int):
+    import torch
+
+    torch.set_num_threads(threads)
+    from ..toy import load_pipeline
+
+    return load_pipeline()
+
+
+def cmd_run(args) -> None:
+    from . import plan
+    from .protocol import run_cell, toy_scorer
+
+    cells = plan.cells(range(args.seeds))
+    names = args.cells.split(",") if args.cells else list(plan.ORDER)
+    unknown = [n for n in names if n not in cells]
+    if unknown:
+        sys.exit(f"--cells: unknown {unknown}; known: {', '.join(cells)}")
+    pipe = _pipe(args.threads)
+    for name in names:
+        cell = cells[name]
+        if args.rows_per_call:
+            from dataclasses import replace
+
+            cell = replace(cell, rows_per_call=args.rows_per_call)
+        t0 = time.perf_counter()
+        print(f"{name}: {len(cell.seeds)} seeds x {len(cell.rows)} rows, {cell.steps} steps, {cell.sampler}", flush=True)
+        run_cell(pipe, cell, Path(args.out), toy_scorer, progress=True, log=lambda m: print(m, flush=True))
+        print(f"{name}: done in {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+def cmd_signals(args) -> None:
+    from . import plan
+    from .protocol import set_sampler
+    from .signals import global_signals, record, region_stats
+
+    out = Path(args.out) / f"signals-{args.sampler}-{args.steps}"
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = _pipe(args.threads)
+    set_sampler(pipe, args.sampler)
+    seeds = list(range(args.seeds))
+    per = args.batch
+    for a in range(0, len(seeds), per):
+        path = out / f"chunk-{a // per:04d}.npz"
+        if path.exists():
+            continue
+        chunk = seeds[a : a + per]
+        prompts = [plan.PLAIN[j % len(plan.PLAIN)] for j in chunk]
+        t0 = time.perf_counter()
+        rec = record(pipe, prompts, chunk, plan.NEG, args.steps)
+        g = global_signals(rec)
+        st = region_stats(rec)
+        iters = rec.eps_u.shape[1]
+        arrays = {"seeds": np.array(chunk), "align": g["align"], "focus": g["focus"],
+                  "has_dot": np.array([bool(s and s["has_dot"]) for s in st]),
+                  "found": np.array([s is not None for s in st]),
+                  "iter_steps": np.array(rec.iter_steps), "sigmas": np.array(rec.sigmas), "images": rec.images}
+        for region in ("dot", "object", "background"):
+            for stat in ("cancel", "align", "act"):
+                arr = np.full((len(chunk), iters), np.nan, np.float32)
+                for r, s in enumerate(st):
+                    if s is not None and s.get(region) is not None:
+                        arr[r] = s[region][stat]
+                arrays[f"{region}_{stat}"] = arr
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+        print(f"signals chunk {a // per + 1}/{-(-len(seeds) // per)}: {time.perf_counter() - t0:.0f}s", flush=True)
+
+
+def load_signals(out: Path, sampler: str = "ddim", steps: int = 20) -> dict:
+    folder = Path(out) / f"signals-{sampler}-{steps}"
+    parts = [dict(np.load(p)) for p in sorted(folder.glob("chunk-*.npz"))]
+    if not parts:
+        raise FileNotFoundError(f"no signal recordings in {folder} (run: python -m negdelay.study signals)")
+    keep = {"iter_steps", "sigmas"}
+    return {k: (parts[0][k] if k in keep else np.concatenate([p[k] for p in parts])) for k in parts[0]}
+
+
+def cmd_auto(args) -> None:
+    """Run AutoDelayedNegative for real on a cell's seeds; score against the cell's no-negative images."""
+    import torch
+
+    from ..auto import AutoDelayedNegative
+    from . import plan
+    from .protocol import _atomic_json, distances, load_cell, load_images, render_rows, set_sampler, toy_scorer
+
+    cells = plan.cells(range(args.seeds))
+    cell = cells[args.cell]
+    threshold = args.threshold
+    if threshold is None:
+        calib = json.loads((Path(args.out) / "auto-calibration.json").read_text())
+        threshold = calib["threshold"]
+        signal_kind = calib["signal"]
+    else:
+        signal_kind = args.signal
+    recs = load_cell(Path(args.out), cell.name)
+    images = load_images(Path(args.out), cell.name)
+    none_img = {r["seed"]: im for r, im in zip(recs, images) if r["row"] == "none"}
+    pipe = _pipe(args.threads)
+    set_sampler(pipe, cell.sampler)
+    out = Path(args.out) / f"auto-{cell.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    per = args.batch
+    idx = list(range(len(cell.seeds)))
+    for a in range(0, len(idx), per):
+        path = out / f"chunk-{a // per:04d}.json"
+        if path.exists():
+            continue
+        chunk = idx[a : a + per]
+        seeds = [cell.seeds[j] for j in chunk]
+        prompts = [cell.prompt_of(j) for j in chunk]
+        cb = AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            ims = render_rows(pipe, prompts, cell.negative, ["callback"] * len(seeds), seeds, cell.steps, cell.guidance,
+                              callback=cb)
+        sec = time.perf_counter() - t0
+        sc = toy_scorer(list(ims), prompts)
+        dist = distances(ims, np.stack([none_img[s] for s in seeds]))
+        rows = [{"seed": s, "prompt": p, "row": "auto", "step": k, **x, **d}
+                for s, p, k, x, d in zip(seeds, prompts, cb.last_steps, sc, dist)]
+        _atomic_json(path, {"records": rows, "cost": cb.last_cost, "seconds": sec, "threshold": threshold,
+                            "signal": signal_kind, "signals": cb.last_signals})
+        print(f"auto {cell.name} chunk {a // per + 1}: {sec:.0f}s, extra UNet rows {cb.last_cost['extra']:.3f}", flush=True)
+
+
+def cmd_calibrate(args) -> None:
+    from .analysis import calibrate
+
+    c = calibrate(Path(args.out))
+    print(f"auto: signal {c['signal']!r}, threshold {c['threshold']:.4f}, in-sample within one step "
+          f"{100 * c['within_one_in_sample']:.1f} %")
+    for f in c["cross_validation"]:
+        w = f["held_out"]["within_one"]
+        held = "-" if w is None else f"{100 * w['rate']:.1f} %"
+        print(f"  fit on {f['fit_on']}: {f['signal']} {f['threshold']:.4f}; held out within one step {held}; "
+              f"frontier gap {100 * f['frontier_gap']:+.1f} pp")
+
+
+def cmd_report(args) -> None:
+    from .analysis import build_report
+
+    build_report(Path(args.out), Path(args.img) if args.img else None)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m negdelay.study", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("run", "signals", "calibrate", "auto", "report"):
+        p = sub.add_parser(name)
+        p.add_argument("--out", default="runs/study")
+        p.add_argument("--seeds", type=int, default=200)
+        p.add_argument("--threads", type=int, default=1)
+        if name == "run":
+            p.add_argument("--cells", default=None)
+            p.add_argument("--rows-per-call", type=int, default=0)
+        if name == "signals":
+            p.add_argument("--sampler", default="ddim")
+            p.add_argument("--steps", type=int, default=20)
+            p.add_argument("--batch", type=int, default=25)
+        if name == "auto":
+            p.add_argument("--cell", default="ddim-20-full")
+            p.add_argument("--threshold", type=float, default=None, help="default: the calibrated one")
+            p.add_argument("--signal", default="align")
+            p.add_argument("--batch", type=int, default=50)
+        if name == "report":
+            p.add_argument("--img", default=None, help="folder for the plots (e.g. docs/img)")
+    args = ap.parse_args(argv)
+    {"run": cmd_run, "signals": cmd_signals, "calibrate": cmd_calibrate, "auto": cmd_auto, "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

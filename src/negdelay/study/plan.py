@@ -1,0 +1,49 @@
+"""The study's cells on the embedded model (docs/study.md): which settings, seeds, start steps.
+
+Seeds 0..199 (seed ``j`` renders prompt ``j % 12``: the 12 colour x shape prompts, none naming the dot), guidance 7.5.
+Starts are the same fractions of the run for 20 and 50 steps where the question compares step counts.
+"""
+
+from __future__ import annotations
+
+from ..toy import world
+from .protocol import Cell
+
+SEEDS = tuple(range(200))
+PLAIN = tuple(world.plain_prompt(c, s) for s in world.SHAPES for c in world.COLOURS)
+NAMED = tuple(world.accessory_prompt(c, s) for s in world.SHAPES for c in world.COLOURS)
+NEG = world.NEGATIVE_PROMPT  # "with a dot"
+GENERIC = "small"  # an unrelated attribute negative: the embedded world's stand-in for "extra fingers"
+SAMPLERS = ("ddim", "euler", "dpm++2m", "pndm")
+
+#: the start fractions swept for question 4 (steps int(f * N))
+FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.55)
+#: the full per-step sweep (question 2, the oracle): DDIM, 20 steps, every start from 1 to 12
+FULL_STARTS = tuple(range(1, 13))
+
+
+def frac_starts(steps: int, extra: tuple[int, ...] = ()) -> tuple[int, ...]:
+    return tuple(sorted({max(1, int(f * steps)) for f in FRACTIONS} | set(extra)))
+
+
+def cells(seeds=SEEDS) -> dict[str, Cell]:
+    seeds = tuple(seeds)
+    out = {
+        "ddim-20-full": Cell("ddim-20-full", 20, FULL_STARTS, seeds, PLAIN, NEG, sampler="ddim"),
+    }
+    for s in SAMPLERS:
+        for n in (20, 50):
+            name = f"{s}-{n}"
+            if name == "ddim-20":
+                continue  # the full sweep covers it
+            extra = (4,) if (s, n) == ("pndm", 50) else ()
+            out[name] = Cell(name, n, frac_starts(n, extra), seeds, PLAIN, NEG, sampler=s)
+    # question 5: the seed's three experiments, embedded-world analogues, PNDM 50 steps, start step 4
+    out["seed-exp1"] = Cell("seed-exp1", 50, (4,), seeds, PLAIN, GENERIC, sampler="pndm")
+    out["seed-exp3"] = Cell("seed-exp3", 50, (4,), seeds, NAMED, GENERIC, sampler="pndm")
+    return out
+
+
+#: order of the final runs (most important first), so a run cut short still answers the main questions
+ORDER = ("ddim-20-full", "euler-20", "dpm++2m-20", "pndm-20", "pndm-50", "ddim-50", "seed-exp3", "seed-exp1",
+         "euler-50", "dpm++2m-50")
