@@ -166,3 +166,15 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_folder)
             assert a[k] == b[k], k
     log = (killed / "processes" / "0.log").read_text().split()
     assert len(log) == len(set(log)) and len(log) >= 19  # no unit rendered twice (the one in flight had no record)
+
+
+def test_a_changed_model_is_not_mixed_into_a_resumed_run(tmp_path):
+    folder = save_tiny(tmp_path / "pipe")
+    args = ["compare", "--model", folder, "-p", "a girl", "-n", "glasses", "-s", "step:2", "--steps", "4",
+            "--seeds", "0", "--out", tmp_path / "run", "--no-progress"]
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0  # same model, same settings: a (finished) resume
+    weights = next((folder / "unet").glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # as a re-export would
+    r = invoke(*args)
+    assert r.exit_code == 2 and "different run" in r.output and "model_files" in r.output, r.output

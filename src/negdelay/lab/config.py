@@ -253,7 +253,7 @@ class Common(BaseModel):
     seeds: list[int] = [0, 1, 2, 3]
     batch_size: int = Field(0, ge=0, description="max image rows per pipeline call (0: no limit)")
     detector: Detector = "auto"
-    out: Path = Path("negdelay-out")
+    out: Path = Path("runs")
     progress: bool = True
 
     @field_validator("seeds", mode="before")
@@ -277,6 +277,7 @@ class CompareConfig(Common):
 
     pairs: list[Pair] = []
     schedules: list[ScheduleField] = []
+    out: Path = Path("runs/compare")
 
     @model_validator(mode="after")
     def _defaults(self) -> "CompareConfig":
@@ -298,6 +299,7 @@ class SweepConfig(Common):
     negative: str | None = None
     starts: Starts | None = None
     seeds: list[int] = list(range(8))
+    out: Path = Path("runs/sweep")
 
     @model_validator(mode="after")
     def _defaults(self) -> "SweepConfig":
@@ -319,6 +321,7 @@ class GenerateConfig(Common):
     schedule: ScheduleField | None = None
     a1111: str | None = Field(None, description="the negative in A1111 prompt-editing syntax, e.g. '[glasses:5]'")
     seeds: list[int] = [0]
+    out: Path = Path("runs/generate")
 
     @model_validator(mode="after")
     def _one_form(self) -> "GenerateConfig":

@@ -193,3 +193,25 @@ def check_ti_tokens(cfg: Common, negatives: list[str]) -> None:
                 f"textual_inversion: token {ti.token!r} (from {ti.file}) does not occur in any negative prompt "
                 f"({'; '.join(repr(n) for n in negatives)}); write it into the negative, e.g. '{ti.token}, ...'"
             )
+
+
+def fingerprint(cfg: Common) -> str:
+    """Identifies the model files a run used (names, sizes, modification times), so that resuming a run after the
+    model changed (e.g. the toy model re-exported) is refused instead of mixing images of two models."""
+    import hashlib
+
+    paths: list[Path] = []
+    if cfg.model == TOY:
+        from .. import toy
+
+        paths.append(Path(toy.MODEL_DIR))
+    elif Path(os.path.expanduser(cfg.model)).exists():
+        paths.append(Path(os.path.expanduser(cfg.model)))
+    paths += [Path(os.path.expanduser(t.file)) for t in cfg.textual_inversion]
+    h = hashlib.sha256()
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for f in files:
+            st = f.stat()
+            h.update(f"{f.relative_to(root) if root.is_dir() else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16] if paths else cfg.model

@@ -250,7 +250,10 @@ class _progress:
 
 def open_run(cfg: Common, command: str, dist: Dist) -> RunFolder:
     folder = RunFolder(cfg.out)
+    from .models import fingerprint
+
     settings = cfg.model_dump(mode="json", exclude={"progress", "threads", "out"})
+    settings["model_files"] = fingerprint(cfg)
     if dist.main:
         folder.prepare(command, settings, main=True)
         clean_temporaries(folder.root)
