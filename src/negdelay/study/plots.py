@@ -48,17 +48,19 @@ def _band(ax, xs, entries, key, label, color, scale=1.0):
     ax.fill_between(xs, lo, hi, color=color, alpha=0.2)
 
 
-def tradeoff(s, path: Path) -> Path:
+def tradeoff(s, path: Path, xlabel: str = "start step of the negative (DDIM, 20 steps)",
+             title: str = "Removal and collateral change vs start step (embedded model, 200 paired seeds)") -> Path:
     plt = _plt()
     rows = s["rows"]
     ks = sorted(k for k in rows if isinstance(k, int))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ax = axes[0]
-    _band(ax, ks, [rows[k] for k in ks], "present", "accessory (dot) rate", "C3")
-    _band(ax, ks, [rows[k] for k in ks], "correct", "object right (colour and shape)", "C2")
+    _band(ax, ks, [rows[k] for k in ks], "present", "accessory rate", "C3")
+    if all("correct" in rows[k] for k in ks):
+        _band(ax, ks, [rows[k] for k in ks], "correct", "object right (colour and shape)", "C2")
     for row, ls in ((NONE, ":"), (STOCK, "--")):
         ax.axhline(rows[row]["present"]["rate"], color="C3", ls=ls, lw=1, label=f"dot rate, {R.label(row)}")
-    ax.set_xlabel("start step of the negative (DDIM, 20 steps)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("rate (95 % Wilson)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
@@ -70,7 +72,7 @@ def tradeoff(s, path: Path) -> Path:
     ax.set_xlabel("start step of the negative")
     ax.set_ylabel("distance to the no-negative twin (95 % bootstrap)")
     ax.legend(fontsize=7)
-    fig.suptitle("Removal and collateral change vs start step (embedded model, 200 paired seeds)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
