@@ -107,6 +107,8 @@ A1111_FACTS = [
     ("x:[b:c:2]", 20, [[2, "x:b"], [20, "x:c"]]),
     ("([glasses:5]:1.2)", 20, [[5, "(:1.2)"], [20, "(glasses:1.2)"]]),  # ':' of a weight: not stray
     ("[b:c:2] :0", 20, [[2, "b :0"], [20, "c :0"]]),
+    ("[b:c:2]x:", 20, [[2, "bx:"], [20, "cx:"]]),
+    ("[b:c:2] (x:1.2):", 20, [[2, "b (x:1.2):"], [20, "c (x:1.2):"]]),
     ("[a:b:3] BREAK c", 10, [[3, "a BREAK c"], [10, "b BREAK c"]]),
     # escapes: literal characters, kept verbatim in A1111's schedule
     ("\\[a:3\\]", 10, [[10, "\\[a:3\\]"]]),
@@ -233,6 +235,8 @@ REFUSED = [
     ("x ([glasses:5]):", "':' right after the '\\]'"),
     ("[[glasses:5]]::", "':' right after the '\\]'"),
     ("(a:[glasses:5]:b)", "':' right after the '\\]'"),  # the second ':' of a (...) is stray to A1111
+    ("[glasses:5](x:1.2):", "':' right after the '\\]'"),  # only brackets between
+    ("[glasses:5][hat:3]:", "':' right after the '\\]'"),
 ]
 
 

@@ -77,6 +77,7 @@ class _Parser:
         self.edits: list[_Edit] = []
         self.edit_ends: list[int] = []  # position just after each edit's ']'
         self.stray_colons: set[int] = set()  # ':' that A1111's grammar can only read as stray text
+        self.group_end: dict[int, int] = {}  # position of '(' / '[' -> position after its closing bracket
 
     def error(self, what: str, at: int) -> ValueError:
         return ValueError(f"A1111 negative prompt {self.text!r}: {what} at position {at}")
@@ -84,13 +85,20 @@ class _Parser:
     def parse(self) -> list:
         nodes = self.sequence(closer=None)
         for end in self.edit_ends:
+            # A1111's grammar can also read "]", brackets right after it and a ':' as stray text; lark then picks
+            # one reading or the other (with A1111's pinned lark 1.1.2 it even changes with Python's hash seed)
             after = end
-            while after < len(self.text) and self.text[after] in ")]":
-                after += 1
+            while after < len(self.text):
+                if self.text[after] in ")]":
+                    after += 1
+                elif after in self.group_end:
+                    after = self.group_end[after]
+                else:
+                    break
             if after in self.stray_colons:
                 raise self.error(
-                    f"':' right after the ']' that closes prompt editing (at {end - 1}): A1111's parser reads this "
-                    "ambiguously (depending on its lark version it keeps the editing as plain text); put a space "
+                    f"':' right after the ']' that closes prompt editing (at {end - 1}), with only brackets between: "
+                    "A1111's parser reads this ambiguously and may keep the editing as plain text; put a space "
                     "before the ':' or escape it as '\\:'",
                     after,
                 )
@@ -137,6 +145,7 @@ class _Parser:
                 if self.pos >= len(text):
                     raise self.error("unbalanced '(' (never closed); escape it as '\\(' if it is meant as text", start)
                 self.pos += 1
+                self.group_end[start] = self.pos
                 nodes.append(_Group("(", children, ")"))
             elif c == "[":
                 flush()
@@ -178,6 +187,7 @@ class _Parser:
         if self.pos >= len(self.text):
             raise self.error("unbalanced '[' (never closed); escape it as '\\[' if it is meant as text", start)
         self.pos += 1
+        self.group_end[start] = self.pos
         parts: list[list] = [[]]
         for node in nodes:
             if node is None:
