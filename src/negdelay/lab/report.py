@@ -120,14 +120,12 @@ def _table(rows: list[tuple[str, dict]], detector: bool) -> list[str]:
 
 
 def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: dict, detector: bool):
-    from .run import image_size
-
     root = folder.root
     by_pair: dict[str, list[dict]] = {}
     for rec in records.values():
         by_pair.setdefault(rec["pair"], []).append(rec)
     summary = {"command": "compare", "model": loaded.model_name, "sampler": loaded.sampler, "steps": cfg.steps,
-               "guidance_scale": cfg.guidance_scale, "size": list(image_size(loaded, cfg)), "seeds": cfg.seeds,
+               "guidance_scale": cfg.guidance_scale, "size": None, "seeds": cfg.seeds,
                "detector": "negdelay.toy.detect" if detector else None, "pairs": {}, "all_pairs": {}}
     md = [f"# negdelay compare: {loaded.model_name}, {loaded.sampler}, {cfg.steps} steps, CFG {cfg.guidance_scale:g}, "
           f"{len(cfg.seeds)} seeds", "",
@@ -152,6 +150,7 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
             rows_img.append(row)
             tags.append(trow)
         p0 = recs[0]
+        summary["size"] = [rows_img[0][0].shape[1], rows_img[0][0].shape[0]]
         g = grid(rows_img, [c.label for c in cols], [f"seed {r['seed']}" for r in recs],
                  tags if detector else None, title=f"{p0['prompt']!r}   negative: {p0['negative']!r}")
         gpath = root / name / "grid.png"

@@ -132,14 +132,9 @@ def render(loaded: Loaded, cfg: Common, prompt: str, negative: str, columns: lis
     return images
 
 
-def image_size(loaded: Loaded, cfg: Common) -> tuple[int, int]:
-    pipe = loaded.pipe
-    default = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    return (cfg.width or default, cfg.height or default)
-
-
-def info_for(loaded: Loaded, cfg: Common, prompt: str, negative: str, column: Column, seed: int) -> str:
-    w, h = image_size(loaded, cfg)
+def info_for(loaded: Loaded, cfg: Common, prompt: str, negative: str, column: Column, seed: int,
+             image: np.ndarray) -> str:
+    h, w = image.shape[:2]
     params = {
         "Steps": cfg.steps,
         "Sampler": loaded.sampler,
@@ -313,7 +308,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
             entries = []
             for im, c, s in zip(images, cols, scores):
                 rel = f"{name}/seed-{seed}_{c.id}.png"
-                save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed))
+                save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed, im))
                 entries.append({"file": rel, "column": c.id, "label": c.label, "schedule": c.schedule,
                                 "start_step": c.start_step, "metrics": s})
             return {"pair": name, "prompt": p.prompt, "negative": p.negative, "seed": seed, "images": entries}
@@ -385,7 +380,7 @@ def sweep(cfg: SweepConfig) -> SweepResult:
             entries = []
             for im, c, s in zip(images, cols, scores):
                 rel = f"images/seed-{seed}_{c.id}.png"
-                save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, cfg.negative, c, seed))
+                save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, cfg.negative, c, seed, im))
                 entries.append({"file": rel, "column": c.id, "kind": c.kind, "value": c.value,
                                 "start_step": c.start_step, "metrics": s})
             return {"seed": seed, "images": entries}
@@ -454,7 +449,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
                                   callback_on_step_end=cb, output_type="np")
             im = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
             rel = f"{slug(cfg.prompt)}_seed-{seed}.png"
-            save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed))
+            save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed, im))
             return {"seed": seed, "images": [{"file": rel, "column": column.id, "schedule": column.schedule}]}
         return go
 
