@@ -268,7 +268,7 @@ class ClipScorer:
             f = f if isinstance(f, torch.Tensor) else f.pooler_output
             f = f / f.norm(dim=-1, keepdim=True)
         pair = self._text([self.negative, self.contrast])
-        scale = float(model.logit_scale.exp())
+        scale = float(model.logit_scale.detach().exp())
         probs = torch.softmax(scale * f @ pair.T, dim=-1)[:, 0]
         out = []
         for j, p in enumerate(prompts):
