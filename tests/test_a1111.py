@@ -230,6 +230,7 @@ REFUSED = [
     ("x | [glasses:5]", "'\\|' outside"),
     ("(a|b) [glasses:5]", "'\\|' outside"),
     ("[glasses:5] \\", "trailing backslash"),
+    ("(" * 500 + "[glasses:5]" + ")" * 500, "nested more than 100 deep"),
     # ':' right after an edit's ']': A1111's lark parser reads it one way or the other depending on its version
     ("[b:c:2]:0", "':' right after the '\\]'"),
     ("x ([glasses:5]):", "':' right after the '\\]'"),
@@ -240,7 +241,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize("text, match", REFUSED)
+@pytest.mark.parametrize("text, match", REFUSED, ids=[t if len(t) < 40 else t[:20] + "..." for t, _ in REFUSED])
 def test_refused(text, match):
     with pytest.raises(ValueError, match=match):
         schedule(text, 20)

@@ -40,6 +40,7 @@ __all__ = ["delayed_negative", "per_step", "schedule", "segments", "unescape"]
 # A1111's grammar allows on both sides of it. Digits are ASCII only, as in lark.
 _WHEN = re.compile(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*")
 _AND = re.compile(r"\bAND\b")
+_MAX_DEPTH = 100
 
 
 # -- the tree ------------------------------------------------------------------------------------------------
@@ -73,6 +74,7 @@ class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.pos = 0
+        self.depth = 0
         self.stray_pipe: int | None = None
         self.edits: list[_Edit] = []
         self.edit_ends: list[int] = []  # position just after each edit's ']'
@@ -112,6 +114,15 @@ class _Parser:
 
     def sequence(self, closer: str | None, in_square: bool = False) -> list:
         """Nodes up to ``closer`` (not consumed). Inside ``[...]`` a ``:`` is a separator: returned as ``None``."""
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise self.error(f"brackets nested more than {_MAX_DEPTH} deep", self.pos)
+        try:
+            return self._sequence(closer, in_square)
+        finally:
+            self.depth -= 1
+
+    def _sequence(self, closer: str | None, in_square: bool) -> list:
         nodes: list = []
         buf: list[str] = []
         paren_colon_seen = False
