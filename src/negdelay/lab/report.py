@@ -25,7 +25,7 @@ def _font(size: int):
 
 
 def grid(images: list[list[np.ndarray]], col_labels: list[str], row_labels: list[str], tags=None, title: str = "",
-         cell: int | None = None):
+         cell: int | None = None, note: str = ""):
     """A labelled grid (PIL image): ``images[row][col]``; optional ``tags[row][col]`` text under each image
     (e.g. the detector's verdict), drawn red when it starts with "!"."""
     from PIL import Image, ImageDraw
@@ -39,7 +39,10 @@ def grid(images: list[list[np.ndarray]], col_labels: list[str], row_labels: list
     head = 46 + (20 if title else 0)
     # column labels may need two lines
     W = left + len(col_labels) * (cw + pad) + pad
-    H = head + len(images) * (ch + tag_h + pad) + pad
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    for line in [title, *note.split("\n")]:
+        W = max(W, int(measure.textlength(line, font=font if line == title else small)) + 2 * pad)
+    H = head + len(images) * (ch + tag_h + pad) + pad + (16 * (note.count("\n") + 1) + 4 if note else 0)
     canvas = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(canvas)
     if title:
@@ -58,6 +61,9 @@ def grid(images: list[list[np.ndarray]], col_labels: list[str], row_labels: list
         lines.append(cur)
         for k, line in enumerate(lines[:3]):
             d.text((x, y0 + k * 13), line, fill="black", font=small)
+    if note:
+        d.multiline_text((pad, head + len(images) * (ch + tag_h + pad) + 2), note, fill=(60, 60, 60), font=small,
+                         spacing=4)
     resample = Image.NEAREST if scale >= 2 else Image.LANCZOS
     for i, row in enumerate(images):
         y = head + i * (ch + tag_h + pad)
@@ -152,7 +158,10 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
         p0 = recs[0]
         summary["size"] = [rows_img[0][0].shape[1], rows_img[0][0].shape[0]]
         g = grid(rows_img, [c.label for c in cols], [f"seed {r['seed']}" for r in recs],
-                 tags if detector else None, title=f"{p0['prompt']!r}   negative: {p0['negative']!r}")
+                 tags if detector else None, title=f"prompt {p0['prompt']!r}   negative {p0['negative']!r}",
+                 note=("Each row starts from one seed's noise; columns differ only by the negative.\n"
+                       + ("Under each image the toy world's judge: red 'dot' = the accessory the negative names is there."
+                          if detector else "")).strip())
         gpath = root / name / "grid.png"
         atomic_write(gpath, _png(g))
         grids.append(gpath)
