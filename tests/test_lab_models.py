@@ -49,6 +49,8 @@ def test_missing_and_unsafe_checkpoints_are_refused(folder, tmp_path):
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(LabError, match="could not load single-file checkpoint"):
         load(cfg_for(junk, single_file_config=str(folder)))
+    with pytest.raises(LabError, match="could not load 'someone/no-such-model'"):  # a hub id, offline
+        load(cfg_for("someone/no-such-model"))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(LabError, match="model_index.json"):

@@ -249,11 +249,19 @@ def open_run(cfg: Common, command: str, dist: Dist) -> RunFolder:
 
     settings = cfg.model_dump(mode="json", exclude={"progress", "threads", "out"})
     settings["model_files"] = fingerprint(cfg)
+    error = None
     if dist.main:
-        folder.prepare(command, settings, main=True)
-        clean_temporaries(folder.root)
+        try:
+            folder.prepare(command, settings, main=True)
+            clean_temporaries(folder.root)
+        except LabError as e:
+            error = e  # meet the others at the barrier first, so that they do not wait for ever
     dist.barrier()
+    if error is not None:
+        raise error
     if not dist.main:
+        if not (folder.root / "run.json").is_file():
+            raise LabError(f"out: the main process could not prepare {str(folder.root)!r} (see its error)")
         folder.prepare(command, settings, main=False)
     return folder
 
