@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 
 import numpy as np
@@ -251,7 +250,6 @@ def sweep_plot(summary: dict, detector: bool) -> bytes:
     starts = summary["starts"]
     kind = summary["start_kind"]
     x = np.array([s["value"] for s in starts], dtype=float)
-    panels = (["dot", "colour_ok"] if detector else []) + ["pixel_distance", "ssim_distance"]
     groups = ([("rates", ["dot", "colour_ok", "shape_ok"])] if detector else []) + [("distances", list(M.DISTANCE_METRICS))]
     fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 3.8), squeeze=False)
     colours = {"dot": "tab:red", "colour_ok": "tab:green", "shape_ok": "tab:blue",

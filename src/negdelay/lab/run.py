@@ -14,8 +14,6 @@ process ``i % num_processes``.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import time
@@ -29,7 +27,7 @@ import numpy as np
 from .. import schedule as sch
 from .config import CompareConfig, Common, GenerateConfig, Schedule, SweepConfig
 from .models import LabError, Loaded, check_ti_tokens, load
-from .outputs import RunFolder, clean_temporaries, infotext, png_bytes, atomic_write, write_json, write_text
+from .outputs import RunFolder, atomic_write, clean_temporaries, infotext, png_bytes
 from . import metrics as M
 
 
@@ -432,7 +430,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     loaded, dist = start(cfg, [negative_text])
     if cfg.a1111 is not None:
         pipe_negative, callback = a1111_callback(cfg.a1111, cfg.steps, loaded.pipe)
-        column = Column("a1111", "A1111 negative", "a1111", schedule=f"A1111 prompt editing (Negative prompt as A1111 reads it)")
+        column = Column("a1111", "A1111 negative", "a1111", schedule="A1111 prompt editing (Negative prompt as A1111 reads it)")
         segments = None
     else:
         pipe_negative = None
