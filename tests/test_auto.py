@@ -145,6 +145,8 @@ def test_signal_values():
     assert float(signal(u[:1], c[:1], spot, "focus")) == pytest.approx(1.0)
     flat = torch.ones(1, 4, 4, 4)
     assert float(signal(u[:1], c[:1], flat, "focus")) == pytest.approx(1 / 16)
+    assert torch.allclose(signal(u, c, c, "cancel"), torch.ones(2))  # the negative predicts what the prompt does
+    assert torch.allclose(signal(u, c, u, "cancel"), torch.zeros(2), atol=1e-6)  # as the empty prompt
     with pytest.raises(ValueError, match="signal kind"):
         signal(u, c, c, "nope")
 

@@ -35,7 +35,7 @@ from diffusers.callbacks import PipelineCallback
 from .families import SD, run_facts
 
 #: the signals ``signal()`` computes; the callback decides on one of them
-SIGNALS = ("align", "focus")
+SIGNALS = ("align", "focus", "cancel")
 DEFAULT_SIGNAL = "align"
 #: calibrated on the embedded model (DDIM, 20 steps; docs/study.md gives the calibration and its cross-validation)
 DEFAULT_THRESHOLD = 0.5
@@ -51,10 +51,16 @@ def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: 
       (Ban et al.'s neutralization).
     - ``"focus"``: how concentrated ``eps_n - eps_u`` is in space: the share of its energy in the top 5 % of latent
       positions (``0.05`` when spread evenly, up to 1 when in one spot).
+    - ``"cancel"``: ``1 - |eps_c - eps_n| / |eps_c - eps_u|``: how much of the prompt's guidance direction the
+      negative's prediction cancels, relative to the empty prompt's (0: as much as the empty prompt; 1: all).
     """
     if kind not in SIGNALS:
         raise ValueError(f"signal kind must be one of {SIGNALS}, got {kind!r}")
     d_n = (eps_n - eps_u).flatten(2).float()  # rows, C, HW
+    if kind == "cancel":
+        g = (eps_c - eps_u).flatten(1).float()
+        c_n = (eps_c - eps_n).flatten(1).float()
+        return 1.0 - c_n.norm(dim=1) / g.norm(dim=1).clamp_min(1e-12)
     if kind == "align":
         d_c = (eps_c - eps_u).flatten(2).float()
         a, b = d_n.flatten(1), d_c.flatten(1)

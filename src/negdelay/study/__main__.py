@@ -21,13 +21,16 @@ from pathlib import Path
 import numpy as np
 
 
+_MODEL_PATH = None
+
+
 def _pipe(threads: int):
     import torch
 
     torch.set_num_threads(threads)
     from ..toy import load_pipeline
 
-    return load_pipeline()
+    return load_pipeline(path=_MODEL_PATH)
 
 
 def cmd_run(args) -> None:
@@ -176,6 +179,7 @@ def main(argv=None) -> None:
         p.add_argument("--out", default="runs/study")
         p.add_argument("--seeds", type=int, default=200)
         p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--model-path", default=None, help="another exported toy model folder (default: the shipped one)")
         if name == "run":
             p.add_argument("--cells", default=None)
             p.add_argument("--rows-per-call", type=int, default=0)
@@ -191,6 +195,8 @@ def main(argv=None) -> None:
         if name == "report":
             p.add_argument("--img", default=None, help="folder for the plots (e.g. docs/img)")
     args = ap.parse_args(argv)
+    global _MODEL_PATH
+    _MODEL_PATH = args.model_path
     {"run": cmd_run, "signals": cmd_signals, "calibrate": cmd_calibrate, "auto": cmd_auto, "report": cmd_report}[args.command](args)
 
 
