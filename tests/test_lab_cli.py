@@ -58,7 +58,7 @@ def test_compare_on_the_embedded_model(tmp_path):
     # the same command again: everything was done, nothing is rendered twice
     r2 = invoke("compare", "--seeds", "0-1", "--steps", "8", "--out", out, "--no-progress")
     assert r2.exit_code == 0, r2.output
-    assert len((out / "processes" / "0.log").read_text().split()) == 3 * 2
+    assert (out / "processes" / "0.log").read_text().split() == [f"{p}__seed-0-1" for p in summary["pairs"]]
 
 
 def test_sweep_and_generate_on_the_embedded_model(tmp_path):

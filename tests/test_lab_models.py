@@ -120,3 +120,9 @@ def test_paired_render_is_bit_exact_against_a_callback_free_reference(folder):
     assert np.array_equal(capped[0], (np.clip(alone, 0, 1) * 255).round().astype(np.uint8))
     for a, b in zip(capped, got):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # batch size changes float rounding, not the image
+    # several seeds in one call: seed-major rows, each seed's rows from its own noise
+    two = R.render(loaded, cfg, PROMPT, NEG, cols, [7, 8])
+    assert len(two) == 8
+    for a, b in zip(two[:4], got):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.abs(two[4].astype(int) - got[0].astype(int)).max() > 10  # seed 8 is another image

@@ -87,6 +87,7 @@ def compare(
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help="repeatable; paired with --negative"),
     negative: Optional[list[str]] = typer.Option(None, "--negative", "-n", help="one for all prompts, or one per prompt"),
     schedule: Optional[list[str]] = typer.Option(None, "--schedule", "-s", help="repeatable: step:4, fraction:0.25, sigma:2.5, step:4..12"),
+    seeds_per_call: Optional[int] = typer.Option(None, "--seeds-per-call", help="seeds rendered in one batched call (default: 4 on the toy model, else 1)"),
     config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
     allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
     scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
@@ -103,7 +104,7 @@ def compare(
 
     with _guard():
         pairs = _pairs(prompt, negative)
-        cfg = _settings("compare", config, pairs=pairs, schedules=schedule or None,
+        cfg = _settings("compare", config, pairs=pairs, schedules=schedule or None, seeds_per_call=seeds_per_call,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                   threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
                                   progress))

@@ -277,6 +277,7 @@ class CompareConfig(Common):
 
     pairs: list[Pair] = []
     schedules: list[ScheduleField] = []
+    seeds_per_call: int | None = Field(None, ge=1, description="seeds rendered in one call (default: 4 on the toy model, else 1)")
     out: Path = Path("runs/compare")
 
     @model_validator(mode="after")
@@ -287,6 +288,8 @@ class CompareConfig(Common):
             self.pairs = list(TOY_PAIRS)
         if not self.schedules:
             self.schedules = [Schedule.parse(s) for s in TOY_SCHEDULES] if self.model == TOY else [Schedule.parse("fraction:0.2")]
+        if self.seeds_per_call is None:
+            self.seeds_per_call = 4 if self.model == TOY else 1
         if len({s.text() for s in self.schedules}) != len(self.schedules):
             raise ValueError("schedules hold duplicates")
         return self

@@ -128,7 +128,8 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
     root = folder.root
     by_pair: dict[str, list[dict]] = {}
     for rec in records.values():
-        by_pair.setdefault(rec["pair"], []).append(rec)
+        for row in rec["rows"]:
+            by_pair.setdefault(rec["pair"], []).append({**rec, **row})
     summary = {"command": "compare", "model": loaded.model_name, "sampler": loaded.sampler, "steps": cfg.steps,
                "guidance_scale": cfg.guidance_scale, "size": None, "seeds": cfg.seeds,
                "detector": "negdelay.toy.detect" if detector else None, "pairs": {}, "all_pairs": {}}

@@ -98,31 +98,35 @@ def stock_column() -> Column:
 
 
 # ------------------------------------------------------------------------------------------------------------ render
-def render(loaded: Loaded, cfg: Common, prompt: str, negative: str, columns: list[Column], seed: int) -> list[np.ndarray]:
-    """One paired image per column (uint8 HxWx3), all from seed ``seed``'s initial noise, batched up to
-    ``cfg.batch_size`` rows per call."""
+def render(loaded: Loaded, cfg: Common, prompt: str, negative: str, columns: list[Column],
+           seed: int | list[int]) -> list[np.ndarray]:
+    """One paired image per column (uint8 HxWx3), all from seed ``seed``'s initial noise; with a list of seeds,
+    the rows of every seed (seed-major: seed 0's columns, then seed 1's, ...). Every row gets its own generator
+    seeded with its seed. Rows are batched up to ``cfg.batch_size`` per call (0: all in one call)."""
     import torch
 
     from ..callback import DelayedNegativeBase
 
     pipe = loaded.pipe
-    size = cfg.batch_size or len(columns)
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    rows = [(s, c) for s in seeds for c in columns]
+    size = cfg.batch_size or len(rows)
     images: list[np.ndarray] = []
-    for at in range(0, len(columns), size):
-        chunk = columns[at : at + size]
+    for at in range(0, len(rows), size):
+        chunk = rows[at : at + size]
         n = len(chunk)
         callback = None
-        if any(c.kind == "delayed" for c in chunk):
-            callback = DelayedNegativeBase.for_pipeline(pipe, segments=[list(c.segments) for c in chunk])
+        if any(c.kind == "delayed" for _, c in chunk):
+            callback = DelayedNegativeBase.for_pipeline(pipe, segments=[list(c.segments) for _, c in chunk])
         with torch.no_grad():
             out = pipe(
                 [prompt] * n,
-                negative_prompt=[negative if c.kind == "stock" else "" for c in chunk],
+                negative_prompt=[negative if c.kind == "stock" else "" for _, c in chunk],
                 num_inference_steps=cfg.steps,
                 guidance_scale=cfg.guidance_scale,
                 height=cfg.height,
                 width=cfg.width,
-                generator=[torch.Generator("cpu").manual_seed(seed) for _ in range(n)],
+                generator=[torch.Generator("cpu").manual_seed(s) for s, _ in chunk],
                 callback_on_step_end=callback,
                 output_type="np",
             )
@@ -305,22 +309,28 @@ def compare(cfg: CompareConfig) -> CompareResult:
         columns_of[name] = [NONE, stock_column()] + [delayed_column(s, p.negative, run) for s in cfg.schedules]
     folder = open_run(cfg, "compare", dist)
 
-    def work(p, name, seed):
+    def work(p, name, seeds):
         def go() -> dict:
             cols = columns_of[name]
-            images = render(loaded, cfg, p.prompt, p.negative, cols, seed)
-            scores = score(images, cols, p.prompt, detector)
+            images = render(loaded, cfg, p.prompt, p.negative, cols, seeds)
             (folder.root / name).mkdir(exist_ok=True)
-            entries = []
-            for im, c, s in zip(images, cols, scores):
-                rel = f"{name}/seed-{seed}_{c.id}.png"
-                save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed, im))
-                entries.append({"file": rel, "column": c.id, "label": c.label, "schedule": c.schedule,
-                                "start_step": c.start_step, "metrics": s})
-            return {"pair": name, "prompt": p.prompt, "negative": p.negative, "seed": seed, "images": entries}
+            rows = []
+            for k, seed in enumerate(seeds):
+                ims = images[k * len(cols) : (k + 1) * len(cols)]
+                entries = []
+                for im, c, s in zip(ims, cols, score(ims, cols, p.prompt, detector)):
+                    rel = f"{name}/seed-{seed}_{c.id}.png"
+                    save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed, im))
+                    entries.append({"file": rel, "column": c.id, "label": c.label, "schedule": c.schedule,
+                                    "start_step": c.start_step, "metrics": s})
+                rows.append({"seed": seed, "images": entries})
+            return {"pair": name, "prompt": p.prompt, "negative": p.negative, "rows": rows}
         return go
 
-    units = [Unit(f"{name}__seed-{seed}", work(p, name, seed)) for p, name in zip(cfg.pairs, pair_names) for seed in cfg.seeds]
+    k = cfg.seeds_per_call
+    groups = [cfg.seeds[i : i + k] for i in range(0, len(cfg.seeds), k)]
+    units = [Unit(f"{name}__seed-{'-'.join(map(str, g))}", work(p, name, g))
+             for p, name in zip(cfg.pairs, pair_names) for g in groups]
     records = execute(folder, units, dist, cfg.progress, "compare")
     result = CompareResult(folder.root, {})
     if dist.main:
