@@ -126,3 +126,37 @@ def test_paired_render_is_bit_exact_against_a_callback_free_reference(folder):
     for a, b in zip(two[:4], got):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert np.abs(two[4].astype(int) - got[0].astype(int)).max() > 10  # seed 8 is another image
+
+
+def test_clip_scores_in_a_sweep_match_clip_itself(folder, tmp_path):
+    import csv
+
+    from transformers import CLIPModel, CLIPProcessor
+
+    from lab_util import save_tiny_clip
+    from negdelay.lab.outputs import RunFolder
+
+    clip_dir = save_tiny_clip(tmp_path / "clip")
+    cfg = build("sweep", model=str(folder), prompt=PROMPT, negative=NEG, starts="step:2,4", steps=6, seeds="0-1",
+                clip_model=str(clip_dir), out=tmp_path / "sw", progress=False)
+    res = R.sweep(cfg)
+    for s in res.summary["starts"]:
+        assert -1 <= s["clip_prompt"]["low"] <= s["clip_prompt"]["mean"] <= s["clip_prompt"]["high"] <= 1
+        assert s["clip_negative"]["n"] == 2
+    rows = list(csv.DictReader(open(res.out / "results.csv")))
+    row = next(r for r in rows if r["column"] == "start-step-4" and r["seed"] == "1")
+    # independent: CLIP's own forward pass gives logit_scale * cosine
+    from PIL import Image
+
+    model = CLIPModel.from_pretrained(str(clip_dir)).eval()
+    proc = CLIPProcessor.from_pretrained(str(clip_dir))
+    image = np.asarray(Image.open(res.out / row["file"]).convert("RGB"))
+    with torch.no_grad():
+        enc = proc(text=[PROMPT, NEG], images=[image], return_tensors="pt", padding=True)
+        logits = model(**enc).logits_per_image[0] / model.logit_scale.exp()
+    assert float(row["clip_prompt"]) == pytest.approx(float(logits[0]), abs=1e-5)
+    assert float(row["clip_negative"]) == pytest.approx(float(logits[1]), abs=1e-5)
+    assert RunFolder(res.out).done()  # records written
+    with pytest.raises(LabError, match="clip_model"):
+        R.sweep(cfg.model_copy(update={"clip_model": str(tmp_path / "no-clip"), "out": tmp_path / "x"}))
+    assert not (tmp_path / "x").exists()

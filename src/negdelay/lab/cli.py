@@ -87,6 +87,7 @@ def compare(
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help="repeatable; paired with --negative"),
     negative: Optional[list[str]] = typer.Option(None, "--negative", "-n", help="one for all prompts, or one per prompt"),
     schedule: Optional[list[str]] = typer.Option(None, "--schedule", "-s", help="repeatable: step:4, fraction:0.25, sigma:2.5, step:4..12"),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="local CLIP folder: adds CLIP similarity to prompt and negative"),
     seeds_per_call: Optional[int] = typer.Option(None, "--seeds-per-call", help="seeds rendered in one batched call (default: 4 on the toy model, else 1)"),
     config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
     allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
@@ -105,6 +106,7 @@ def compare(
     with _guard():
         pairs = _pairs(prompt, negative)
         cfg = _settings("compare", config, pairs=pairs, schedules=schedule or None, seeds_per_call=seeds_per_call,
+                        clip_model=clip_model,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                   threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
                                   progress))
@@ -148,6 +150,7 @@ def _compare_text(res) -> str:
 def sweep(
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p"),
     negative: Optional[str] = typer.Option(None, "--negative", "-n"),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="local CLIP folder: adds CLIP similarity to prompt and negative"),
     starts: Optional[str] = typer.Option(None, "--starts", help="one kind, many values: step:1-10, step:1,2,4, fraction:0.1,0.2, sigma:8,4,2"),
     config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
     allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
@@ -165,7 +168,7 @@ def sweep(
     from . import run
 
     with _guard():
-        cfg = _settings("sweep", config, prompt=prompt, negative=negative, starts=starts,
+        cfg = _settings("sweep", config, prompt=prompt, negative=negative, starts=starts, clip_model=clip_model,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                   threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
                                   progress))

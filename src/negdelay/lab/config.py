@@ -253,6 +253,7 @@ class Common(BaseModel):
     seeds: list[int] = [0, 1, 2, 3]
     batch_size: int = Field(0, ge=0, description="max image rows per pipeline call (0: no limit)")
     detector: Detector = "auto"
+    clip_model: str | None = Field(None, description="a local CLIP folder (or hub id): adds CLIP similarity to prompt and negative")
     out: Path = Path("runs")
     progress: bool = True
 

@@ -2,6 +2,8 @@
 
 - Detector (embedded model only): ``negdelay.toy.detect`` judges the dot, the colour and the shape of each image;
   rates come with Wilson score intervals.
+- CLIP scores (any model, when a CLIP model is given): cosine similarity of the image's CLIP embedding to the
+  prompt's and to the negative's text embedding (``ClipScore``).
 - Distances to the no-negative image of the same seed (any model): the mean absolute pixel difference (0-1 scale)
   and the structural dissimilarity ``1 - SSIM`` (scikit-image's ``structural_similarity``, Gaussian window as in
   Wang et al. 2004; no learned weights). Means come with percentile-bootstrap intervals (fixed seed).
@@ -105,7 +107,11 @@ def detect(image, prompt: str) -> dict:
 
 RATE_METRICS = ("dot", "colour_ok", "shape_ok")
 DISTANCE_METRICS = ("pixel_distance", "ssim_distance")
+CLIP_METRICS = ("clip_prompt", "clip_negative")
+MEAN_METRICS = DISTANCE_METRICS + CLIP_METRICS
 LABELS = {
+    "clip_prompt": "CLIP similarity to the prompt",
+    "clip_negative": "CLIP similarity to the negative",
     "dot": "dot rate",
     "colour_ok": "colour right",
     "shape_ok": "shape right",
@@ -121,8 +127,58 @@ def summarize(rows: list[dict]) -> dict:
         vals = [r[m] for r in rows if r.get(m) is not None]
         if vals:
             out[m] = rate(vals)
-    for m in DISTANCE_METRICS:
+    for m in MEAN_METRICS:
         vals = [r[m] for r in rows if r.get(m) is not None]
         if vals:
             out[m] = mean_ci(vals)
     return out
+
+
+class ClipScore:
+    """CLIP image-text cosine similarities: ``clip_prompt`` (to the prompt) and ``clip_negative`` (to the negative).
+
+    ``model``: a local folder holding a ``CLIPModel`` and its ``CLIPProcessor`` (or a hub id where a hub is reachable).
+    Loading errors raise ``ValueError`` naming the model."""
+
+    def __init__(self, model: str, device: str = "cpu"):
+        import os
+        from pathlib import Path
+
+        from transformers import CLIPModel, CLIPProcessor
+
+        path = Path(os.path.expanduser(model))
+        local = path.is_dir()
+        if not local and (model.startswith((".", "/", "~")) or model.count("/") != 1):
+            raise ValueError(f"clip_model {model!r}: no such folder (give a local CLIP folder or a hub id owner/name)")
+        try:
+            self.model = CLIPModel.from_pretrained(str(path) if local else model, local_files_only=local).eval().to(device)
+            self.processor = CLIPProcessor.from_pretrained(str(path) if local else model, local_files_only=local)
+        except Exception as e:  # noqa: BLE001 - one clear message
+            raise ValueError(f"clip_model {model!r} could not be loaded: {type(e).__name__}: {str(e)[:200]}") from None
+        self.device = device
+        self._texts: dict[str, object] = {}
+
+    @staticmethod
+    def _unit(t):
+        import torch
+
+        t = t if isinstance(t, torch.Tensor) else t.pooler_output
+        return t / t.norm(dim=-1, keepdim=True)
+
+    def _text(self, text: str):
+        import torch
+
+        if text not in self._texts:
+            enc = self.processor.tokenizer([text], padding=True, truncation=True, return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                self._texts[text] = self._unit(self.model.get_text_features(**enc))[0]
+        return self._texts[text]
+
+    def __call__(self, images, prompt: str, negative: str) -> list[dict]:
+        import torch
+
+        with torch.no_grad():
+            pix = self.processor.image_processor(images=[np.asarray(im) for im in images], return_tensors="pt")
+            f = self._unit(self.model.get_image_features(pixel_values=pix["pixel_values"].to(self.device)))
+        p, n = self._text(prompt), self._text(negative)
+        return [{"clip_prompt": float(row @ p), "clip_negative": float(row @ n)} for row in f]

@@ -21,6 +21,7 @@ class Loaded:
     pipe: object
     model_name: str  # for the infotext: the model's short name
     sampler: str  # A1111 sampler name
+    clip: object = None  # a metrics.ClipScore when a CLIP model is given
 
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")

@@ -114,12 +114,17 @@ def _table(rows: list[tuple[str, dict]], detector: bool) -> list[str]:
     if detector:
         head += ["dot rate [95% CI]", "colour right", "shape right"]
     head += ["pixel dist. to no-neg", "1-SSIM to no-neg"]
+    clip = any("clip_prompt" in s for _, s in rows)
+    if clip:
+        head += ["CLIP sim. to prompt", "CLIP sim. to negative"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, s in rows:
         cells = [label, str(s["n"])]
         if detector:
             cells += [_fmt_rate(s.get("dot")), _fmt_rate(s.get("colour_ok")), _fmt_rate(s.get("shape_ok"))]
         cells += [_fmt_mean(s.get("pixel_distance")), _fmt_mean(s.get("ssim_distance"))]
+        if clip:
+            cells += [_fmt_mean(s.get("clip_prompt")), _fmt_mean(s.get("clip_negative"))]
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -197,7 +202,7 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
             per_col[e["column"]].append(e["metrics"])
             csv_rows.append({"seed": rec["seed"], "column": e["column"], "kind": e["kind"],
                              "start_" + cfg.starts.kind: e["value"], "start_step": e["start_step"],
-                             **{k: e["metrics"].get(k) for k in (*M.RATE_METRICS, *M.DISTANCE_METRICS)
+                             **{k: e["metrics"].get(k) for k in (*M.RATE_METRICS, *M.MEAN_METRICS)
                                 if k in e["metrics"]}, "file": e["file"]})
             files.append({"path": e["file"], "what": "image", "seed": rec["seed"], "column": e["column"],
                           "start_step": e["start_step"]})
@@ -214,7 +219,7 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
     flat = []
     for s in summary["starts"]:
         row = {"start_" + cfg.starts.kind: s["value"], "start_step": s["start_step"], "n": s["n"]}
-        for m in (*M.RATE_METRICS, *M.DISTANCE_METRICS):
+        for m in (*M.RATE_METRICS, *M.MEAN_METRICS):
             if m in s:
                 key = "rate" if m in M.RATE_METRICS else "mean"
                 row.update({m: s[m][key], f"{m}_low": s[m]["low"], f"{m}_high": s[m]["high"]})
@@ -252,8 +257,11 @@ def sweep_plot(summary: dict, detector: bool) -> bytes:
     kind = summary["start_kind"]
     x = np.array([s["value"] for s in starts], dtype=float)
     groups = ([("rates", ["dot", "colour_ok", "shape_ok"])] if detector else []) + [("distances", list(M.DISTANCE_METRICS))]
+    if starts and "clip_prompt" in starts[0]:
+        groups.append(("CLIP similarity", list(M.CLIP_METRICS)))
     fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 3.8), squeeze=False)
-    colours = {"dot": "tab:red", "colour_ok": "tab:green", "shape_ok": "tab:blue",
+    colours = {"dot": "tab:red", "colour_ok": "tab:green", "shape_ok": "tab:blue", "clip_prompt": "tab:cyan",
+               "clip_negative": "tab:brown",
                "pixel_distance": "tab:purple", "ssim_distance": "tab:orange"}
     for ax, (name, ms) in zip(axes[0], groups):
         for m in ms:
@@ -270,7 +278,7 @@ def sweep_plot(summary: dict, detector: bool) -> bytes:
                 if r is not None and not (m in M.DISTANCE_METRICS and ref == "none"):
                     ax.axhline(r[key], color=colours[m], ls=style, lw=1)
         ax.set_xlabel(f"negative starts at {kind}")
-        ax.set_ylabel("rate" if name == "rates" else "distance")
+        ax.set_ylabel(name if name != "distances" else "distance")
         if name == "rates":
             ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)

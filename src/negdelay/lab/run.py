@@ -152,17 +152,21 @@ def info_for(loaded: Loaded, cfg: Common, prompt: str, negative: str, column: Co
     return infotext(prompt, negative if column.kind != "none" else None, params)
 
 
-def score(images: list[np.ndarray], columns: list[Column], prompt: str, detector: bool) -> list[dict]:
-    """Per-image metrics: detector verdicts (embedded model), distances to the column "none" image."""
+def score(images: list[np.ndarray], columns: list[Column], prompt: str, detector: bool, clip=None,
+          negative: str | None = None) -> list[dict]:
+    """Per-image metrics: detector verdicts (embedded model), distances to the column "none" image, CLIP
+    similarities (when ``clip``, a ``metrics.ClipScore``, is given)."""
     ref = next((im for im, c in zip(images, columns) if c.kind == "none"), None)
+    clip_rows = clip(images, prompt, negative) if clip is not None else [{} for _ in images]
     rows = []
-    for im, c in zip(images, columns):
+    for im, c, cr in zip(images, columns, clip_rows):
         r: dict = {}
         if detector:
             r.update(M.detect(im, prompt))
         if ref is not None:
             r["pixel_distance"] = M.pixel_distance(im, ref)
             r["ssim_distance"] = M.ssim_distance(im, ref)
+        r.update(cr)
         rows.append(r)
     return rows
 
@@ -269,12 +273,19 @@ def open_run(cfg: Common, command: str, dist: Dist) -> RunFolder:
 
 
 def start(cfg: Common, negatives: list[str]) -> tuple[Loaded, Dist]:
-    """Checks that need no model, then the model. Nothing is written before every check passed."""
+    """Checks that need no model, then the model (and the CLIP model, if any: ``loaded.clip``). Nothing is written
+    before every check passed."""
     check_ti_tokens(cfg, negatives)
     dist = Dist(cfg.device)
     if dist.device != cfg.device:
         cfg = cfg.model_copy(update={"device": dist.device})
-    return load(cfg), dist
+    loaded = load(cfg)
+    if getattr(cfg, "clip_model", None):
+        try:
+            loaded.clip = M.ClipScore(cfg.clip_model, cfg.device)
+        except ValueError as e:
+            raise LabError(str(e)) from None
+    return loaded, dist
 
 
 def slug(text: str, n: int = 40) -> str:
@@ -318,7 +329,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
             for k, seed in enumerate(seeds):
                 ims = images[k * len(cols) : (k + 1) * len(cols)]
                 entries = []
-                for im, c, s in zip(ims, cols, score(ims, cols, p.prompt, detector)):
+                for im, c, s in zip(ims, cols, score(ims, cols, p.prompt, detector, loaded.clip, p.negative)):
                     rel = f"{name}/seed-{seed}_{c.id}.png"
                     save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed, im))
                     entries.append({"file": rel, "column": c.id, "label": c.label, "schedule": c.schedule,
@@ -391,7 +402,7 @@ def sweep(cfg: SweepConfig) -> SweepResult:
     def work(seed):
         def go() -> dict:
             images = render(loaded, cfg, cfg.prompt, cfg.negative, cols, seed)
-            scores = score(images, cols, cfg.prompt, detector)
+            scores = score(images, cols, cfg.prompt, detector, loaded.clip, cfg.negative)
             (folder.root / "images").mkdir(exist_ok=True)
             entries = []
             for im, c, s in zip(images, cols, scores):
