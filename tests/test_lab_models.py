@@ -160,3 +160,32 @@ def test_clip_scores_in_a_sweep_match_clip_itself(folder, tmp_path):
     with pytest.raises(LabError, match="clip_model"):
         R.sweep(cfg.model_copy(update={"clip_model": str(tmp_path / "no-clip"), "out": tmp_path / "x"}))
     assert not (tmp_path / "x").exists()
+
+
+def test_single_file_checkpoints_go_through_from_single_file(folder, tmp_path, monkeypatch):
+    """The routing of single-file checkpoints (a real SD single-file checkpoint cannot be built offline here): which
+    loader is called with what, and that a .ckpt needs allow_pickle."""
+    from diffusers import StableDiffusionPipeline
+
+    from tiny import tiny_sd
+
+    calls = []
+
+    def fake(path, **kw):
+        calls.append((path, kw))
+        return tiny_sd()
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_single_file", staticmethod(fake))
+    st = tmp_path / "my-model.safetensors"
+    st.write_bytes(b"x")
+    loaded = load(cfg_for(st, single_file_config=str(folder), dtype="float32"))
+    assert loaded.model_name == "my-model"
+    assert calls[-1] == (str(st), {"torch_dtype": torch.float32, "load_safety_checker": False, "config": str(folder)})
+    ckpt = tmp_path / "old.ckpt"
+    ckpt.write_bytes(b"x")
+    n = len(calls)
+    with pytest.raises(LabError, match="allow-pickle"):
+        load(cfg_for(ckpt))
+    assert len(calls) == n  # refused before anything was read
+    load(cfg_for(ckpt, allow_pickle=True))
+    assert calls[-1][0] == str(ckpt)
