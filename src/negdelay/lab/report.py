@@ -186,8 +186,7 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
     write_json(root / "summary.json", summary)
     write_text(root / "summary.md", "\n".join(md))
     files += [{"path": "summary.json", "what": "per-pair, per-column metrics with 95% intervals"},
-              {"path": "summary.md", "what": "the same as Markdown tables, with the grids"},
-              {"path": "run.json", "what": "the command and its settings"}]
+              {"path": "summary.md", "what": "the same as Markdown tables, with the grids"}] + bookkeeping(root)
     folder.write_manifest(files, {"command": "compare", "units": sorted(records)})
     return summary, grids
 
@@ -230,10 +229,19 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
     files += [{"path": "results.csv", "what": "one row per image: seed, start, metrics"},
               {"path": "summary.csv", "what": "one row per start: metrics with 95% intervals"},
               {"path": "summary.json", "what": "per-start and reference (no / stock negative) metrics with 95% intervals"},
-              {"path": "sweep.png", "what": "metrics vs start, 95% bands"},
-              {"path": "run.json", "what": "the command and its settings"}]
+              {"path": "sweep.png", "what": "metrics vs start, 95% bands"}] + bookkeeping(root)
     folder.write_manifest(files, {"command": "sweep", "units": sorted(records)})
     return summary, plot
+
+
+def bookkeeping(root: Path) -> list[dict]:
+    """Manifest entries for the run's own bookkeeping files."""
+    out = [{"path": "run.json", "what": "the command and its settings"}]
+    out += [{"path": f"records/{p.name}", "what": "record of one finished unit of work (its images and metrics)"}
+            for p in sorted((root / "records").glob("*.json"))]
+    out += [{"path": f"processes/{p.name}", "what": "audit log: the units this process rendered"}
+            for p in sorted((root / "processes").glob("*.log"))]
+    return out
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

@@ -484,10 +484,12 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     records = execute(folder, units, dist, cfg.progress, "generate")
     files = [folder.root / e["file"] for r in records.values() for e in r["images"]]
     if dist.main:
+        from .report import bookkeeping
+
         folder.write_manifest(
             [{"path": e["file"], "what": "image", "seed": r["seed"], "schedule": e["schedule"]}
              for r in records.values() for e in r["images"]]
-            + [{"path": "run.json", "what": "the command and its settings"}],
+            + bookkeeping(folder.root),
             {"command": "generate"},
         )
     return GenerateResult(folder.root, files, time.perf_counter() - t0)
