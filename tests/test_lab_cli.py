@@ -100,7 +100,7 @@ def _bad_inputs(tmp_path, tiny_folder):
         (["compare", "--model", tmp_path / "old.ckpt", "-p", "a", "-n", "b"], "does not exist"),
         (["compare", *m, "--ti", f"{ti}:EasyNeg"], "token 'EasyNeg'"),
         (["compare", *m, "-s", "step:6"], "resolves to step 6 in this run of 6 steps"),
-        (["sweep", *m[:-2], "--starts", "step:2,9", "--steps", "6"], "9 (step 9) fall outside"),
+        (["sweep", *m[:-2], "--starts", "step:2,9", "--steps", "6"], "starts outside this run of 6 steps: 9 (step 9)"),
         (["compare", *m, "--out", blocker / "sub"], "out: cannot write"),
         (["compare", "--config", yaml_file], "sampler: unknown key"),
         (["compare", "--config", tmp_path / "nope.yaml"], "does not exist"),

@@ -384,8 +384,8 @@ def sweep_columns(cfg: SweepConfig, run: sch.Run) -> list[Column]:
         cols.append(Column(**{**c.__dict__, "id": f"start-{p.kind}-{p.value:g}", "value": float(p.value)}))
     if bad:
         raise LabError(
-            f"starts: {', '.join(bad)} fall outside this run of {run.n_steps} steps; a start must resolve to a step "
-            f"from 1 to {run.n_steps - 1}"
+            f"starts outside this run of {run.n_steps} steps: {', '.join(bad)}; a start must resolve to a step "
+            f"from 1 to {run.n_steps - 1} (step 0 is the stock negative)"
         )
     return cols
 
