@@ -388,3 +388,68 @@ class _ArmAfterFirst(PipelineCallback):
     def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
         torch.cuda.set_sync_debug_mode("error" if step_index > 0 else "default")
         return callback_kwargs
+
+
+def test_ddpm_with_custom_timesteps_after_another_call():
+    """DDPM keeps a stale num_inference_steps when given timesteps=: the steps are counted from the loop."""
+    from diffusers import DDPMScheduler
+
+    pipe = tiny_sd()
+    pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    run(pipe, num_inference_steps=2)  # leaves num_inference_steps = 2 behind
+    timesteps = [900, 700, 500, 300, 100]
+    uncond = captured_uncond(pipe, "glasses", rows=2, **SIZE)
+    kw = {"timesteps": timesteps, "num_inference_steps": None}
+    got = run(pipe, cb=DelayedNegative("glasses", start_step=1), **kw)
+    assert np.array_equal(got, ref(pipe, uncond, lambda s: s >= 1, **kw))
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler", "heun"])
+def test_img2img_sigma_threshold_counts_from_the_first_step_that_runs(name):
+    pipe = StableDiffusionImg2ImgPipeline(**pipe_with(name).components)
+    pipe.set_progress_bar_config(disable=True)
+    image = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
+    kw = dict(image=image, strength=0.6, num_inference_steps=10)  # steps 4..9 of 10 run: 6 steps
+    sig = first_call_sigmas(pipe, 10)[4:]
+    threshold = (sig[1] + sig[2]) / 2  # step 2 of the run
+    uncond = captured_uncond(pipe, "glasses", image=image, strength=0.6)
+    got = pipe(PROMPTS[0], generator=gen(), output_type="np", callback_on_step_end=DelayedNegative("glasses", start_sigma=threshold), **kw).images
+    with reference(pipe, substitute(uncond, lambda s: s >= 2)):
+        want = pipe(PROMPTS[0], generator=gen(), output_type="np", **kw).images
+    assert np.array_equal(got, want)
+
+
+def test_pipelines_with_another_row_layout_are_refused():
+    from diffusers import StableDiffusionPAGPipeline
+
+    pipe = StableDiffusionPAGPipeline(**tiny_sd().components, pag_applied_layers=["mid"])
+    pipe.set_progress_bar_config(disable=True)
+    cb = DelayedNegative("glasses", start_step=2)
+    # this pipeline does not take a PipelineCallback's tensor_inputs by itself
+    with pytest.raises(TypeError, match=r"StableDiffusionPAGPipeline did not pass \['prompt_embeds'\]"):
+        run(pipe, cb=cb, pag_scale=3.0)
+    # given them, its rows are [uncond, cond, perturbed cond]: refused, not mis-swapped
+    with pytest.raises(ValueError, match=r"StableDiffusionPAGPipeline passes 6 prompt_embeds rows for 2 images"):
+        run(pipe, cb=cb, pag_scale=3.0, callback_on_step_end_tensor_inputs=cb.tensor_inputs)
+
+
+def test_the_sd_callback_refuses_another_family():
+    from tiny_families import tiny_sdxl
+
+    with pytest.raises(TypeError, match="StableDiffusionXLPipeline belongs to the sdxl family.*for_pipeline"):
+        run(tiny_sdxl(), PROMPTS[0], cb=DelayedNegative("glasses", start_step=2))
+
+
+def test_cache_sees_encoder_weights_changed_in_place_and_replaced():
+    pipe = tiny_sd()
+    cb = DelayedNegative("glasses", start_step=2)
+    run(pipe, PROMPTS[0], cb=cb)
+    fc1 = next(m for n, m in pipe.text_encoder.named_modules() if n.endswith("layers.0.mlp.fc1"))
+    with torch.no_grad():
+        fc1.weight.mul_(1.5)
+    uncond = captured_uncond(pipe, "glasses", **SIZE)
+    assert np.array_equal(run(pipe, PROMPTS[0], cb=cb), ref(pipe, uncond, lambda s: s >= 2, prompt=PROMPTS[0]))
+    emb = pipe.text_encoder.get_input_embeddings()
+    emb.weight = torch.nn.Parameter(emb.weight.detach() * 0.5)  # a new Parameter object of the same shape
+    uncond = captured_uncond(pipe, "glasses", **SIZE)
+    assert np.array_equal(run(pipe, PROMPTS[0], cb=cb), ref(pipe, uncond, lambda s: s >= 2, prompt=PROMPTS[0]))

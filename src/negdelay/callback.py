@@ -130,7 +130,8 @@ class DelayedNegativeBase(PipelineCallback):
 
     @property
     def tensor_inputs(self) -> list[str]:
-        return list(self.family.tensor_inputs)
+        # latents only to check, at the first step, that the rows are [unconditional, conditional] per image
+        return list(self.family.tensor_inputs) + ["latents"]
 
     def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
         if step_index == 0:
@@ -148,7 +149,6 @@ class DelayedNegativeBase(PipelineCallback):
                 for r, key in enumerate(keys)
             ]
             callback_kwargs[name] = torch.cat(rows + [current[n:]])
-        self._current = keys
         return callback_kwargs
 
     # -- per call --------------------------------------------------------------------------------------------
@@ -159,7 +159,6 @@ class DelayedNegativeBase(PipelineCallback):
         self._original: dict[str, torch.Tensor] = {}
         self._row_of: dict[Hashable, int] = {}
         self._n_rows = 0
-        self._current: tuple | None = None
         self.last_plan: list[tuple] | None = None
 
     def _begin(self, pipeline, callback_kwargs) -> None:
@@ -167,10 +166,7 @@ class DelayedNegativeBase(PipelineCallback):
         self._reset()
         if not self.family.cfg_active(pipeline):
             return  # guidance_scale <= 1: there is no unconditional half; documented no-op
-        first = callback_kwargs[self.family.tensor_inputs[0]]
-        if first.shape[0] % 2:
-            raise ValueError(f"{self.family.tensor_inputs[0]} has {first.shape[0]} rows; expected [unconditional, conditional]")
-        n = first.shape[0] // 2
+        n = self._check_layout(pipeline, callback_kwargs)
         rows = sch.expand(self._rows, n, "negative_prompt / start_* / stop_* lists")
         need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
         iteration_keys = sch.plan(rows, run_facts(pipeline, need_sigmas))
@@ -188,6 +184,33 @@ class DelayedNegativeBase(PipelineCallback):
             self._negative = self._encode(pipeline, self._texts, callback_kwargs)
             self._row_of = {k: k.index for k in self._keys}
 
+    def _check_layout(self, pipeline, callback_kwargs) -> int:
+        """Refuse pipelines whose rows are not ``[unconditional, conditional]`` per image; return the image rows."""
+        name = type(pipeline).__name__
+        other = family_for(pipeline)
+        if other is not None and not isinstance(self.family, type(other)):
+            raise TypeError(
+                f"{type(self).__name__} is for the {self.family.name} family, but {name} belongs to the "
+                f"{other.name} family: use DelayedNegative.for_pipeline(pipe, ...)"
+            )
+        missing = [k for k in self.family.tensor_inputs if k not in callback_kwargs]
+        if missing:
+            raise TypeError(
+                f"{name} did not pass {missing} to this callback (pass callback_on_step_end_tensor_inputs="
+                f"{self.tensor_inputs} if the pipeline does not read them from the callback); "
+                "see DelayedNegative.for_pipeline for the supported pipelines"
+            )
+        first = callback_kwargs[self.family.tensor_inputs[0]]
+        latents = callback_kwargs.get("latents")
+        images = latents.shape[0] if latents is not None else first.shape[0] // 2
+        if first.shape[0] != 2 * images:
+            raise ValueError(
+                f"{name} passes {first.shape[0]} {self.family.tensor_inputs[0]} rows for {images} images, not the "
+                "[unconditional, conditional] layout a delayed negative replaces (e.g. PAG adds a third block); "
+                "see DelayedNegative.for_pipeline for the supported pipelines"
+            )
+        return images
+
     def _encode(self, pipeline, texts: list[str] | None, current) -> dict[str, torch.Tensor]:
         if texts is None:
             given = self._embeds if isinstance(self._embeds, dict) else {self.family.tensor_inputs[0]: self._embeds}
@@ -200,16 +223,17 @@ class DelayedNegativeBase(PipelineCallback):
         return self._cache[1]
 
     def _cache_key(self, pipeline, used, current) -> tuple:
-        """Everything the encoding depends on: texts, encoder weights (and their in-place versions), tokenizer
-        size (textual inversion), device, dtype, token length, clip skip, LoRA scale."""
+        """Everything the encoding depends on: texts, encoders (identity, and a content fingerprint of every
+        parameter, so in-place edits, LoRA fusing and loaded state dicts are seen), PEFT adapter state,
+        tokenizer sizes (textual inversion), device, dtype, token length, clip skip and LoRA scale. Holds no
+        tensor (no tensor comparisons, nothing kept alive)."""
         encoders = [getattr(pipeline, n, None) for n in ("text_encoder", "text_encoder_2", "text_encoder_3")]
-        weights = tuple(
-            (e.get_input_embeddings().weight, e.get_input_embeddings().weight._version) for e in encoders if e is not None
-        )
-        tokenizers = tuple(len(t) for t in (getattr(pipeline, n, None) for n in ("tokenizer", "tokenizer_2", "tokenizer_3")) if t is not None)
+        encoders = [e for e in encoders if e is not None]
+        tokenizers = (getattr(pipeline, n, None) for n in ("tokenizer", "tokenizer_2", "tokenizer_3"))
         first = current[self.family.tensor_inputs[0]]
         return (
-            tuple(used), tuple(id(e) for e in encoders), weights, tokenizers, first.device, first.dtype,
+            tuple(used), tuple(id(e) for e in encoders), tuple(_fingerprint(e) for e in encoders),
+            tuple(len(t) for t in tokenizers if t is not None), str(first.device), str(first.dtype),
             first.shape[1], getattr(pipeline, "clip_skip", None), lora_scale(pipeline),
         )
 
@@ -237,6 +261,21 @@ class DelayedNegativeBase(PipelineCallback):
                 f"{', '.join(supported)}.{hint}"
             )
         return callback_class(family)(negative_prompt, **schedule)
+
+
+def _fingerprint(module: torch.nn.Module) -> tuple:
+    """A cheap content fingerprint of a module: per parameter a few strided elements summed (read back in one
+    transfer, at the first step only), plus PEFT's adapter state (scales, active and disabled adapters)."""
+    params = [p.detach() for p in module.parameters()]
+    if not params:
+        return ()
+    sums = torch.stack([p.reshape(-1)[:: max(1, p.numel() // 64)].float().sum() for p in params])
+    adapters = tuple(
+        (repr(getattr(m, "scaling", None)), repr(getattr(m, "active_adapters", None)), getattr(m, "disable_adapters", None))
+        for m in module.modules()
+        if hasattr(m, "scaling") and hasattr(m, "active_adapters")
+    )
+    return (len(params), tuple(sums.tolist()), adapters)
 
 
 def _describe(points) -> object:

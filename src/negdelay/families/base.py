@@ -57,7 +57,13 @@ def run_facts(pipeline, need_sigmas: bool) -> Run:
     all_t = sched.timesteps
     n_iter = getattr(pipeline, "_num_timesteps", None) or len(all_t)
     begin = len(all_t) - n_iter
-    n_steps = int(sched.num_inference_steps) - begin // sched.order
+    n_inference = getattr(sched, "num_inference_steps", None)
+    if n_inference is None or getattr(sched, "custom_timesteps", False):
+        # timesteps= given to the pipeline: DDPM keeps a stale num_inference_steps; the pipeline counts them all
+        n_inference = len(all_t) if sched.order == 1 else n_inference
+    if n_inference is None:
+        raise ValueError(f"{type(sched).__name__} did not record how many steps it runs; use a standard scheduler")
+    n_steps = int(n_inference) - begin // sched.order
     sigmas = None
     if need_sigmas:
         own = getattr(sched, "sigmas", None)
