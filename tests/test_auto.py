@@ -172,8 +172,8 @@ def test_decide_rules():
     steps = list(range(10))
     sig = [None, 0.1, 0.2, 0.6, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]
     assert decide(sig, steps, 10, 0.5) == 4  # iteration 3 reaches 0.5: from step 4
-    assert decide(sig, steps, 10, 0.5, min_step=5) == 5  # iteration 4 (0.9) decides step 5
-    assert decide(sig, steps, 10, 0.95) == 6  # never: fallback int(0.6 * 10)
+    assert decide(sig, steps, 10, 0.5, min_step=5, max_fraction=0.8) == 5  # iteration 4 (0.9) decides step 5
+    assert decide(sig, steps, 10, 0.95) == 5  # never: fallback int(0.5 * 10)
     assert decide(sig, steps, 10, 0.95, fallback="never") is None
     pndm = [0, 0, 1, 2, 3]  # warm-up: iterations 0 and 1 form step 0
     assert decide([0.9, 0.9, 0.1, 0.1, 0.1], pndm, 4, 0.5, max_fraction=1.0) == 1  # iteration 0 is inside step 0

@@ -39,7 +39,7 @@ SIGNALS = ("align", "focus", "cancel")
 DEFAULT_SIGNAL = "align"
 #: calibrated on the embedded model (DDIM, 20 steps; docs/study.md gives the calibration and its cross-validation)
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_MAX_FRACTION = 0.6
+DEFAULT_MAX_FRACTION = 0.5
 
 
 def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: str = DEFAULT_SIGNAL) -> torch.Tensor:
