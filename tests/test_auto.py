@@ -177,3 +177,31 @@ def test_decide_rules():
     assert decide(sig, steps, 10, 0.95, fallback="never") is None
     pndm = [0, 0, 1, 2, 3]  # warm-up: iterations 0 and 1 form step 0
     assert decide([0.9, 0.9, 0.1, 0.1, 0.1], pndm, 4, 0.5, max_fraction=1.0) == 1  # iteration 0 is inside step 0
+
+
+def test_latest_mode_gates_then_switches_at_the_latest_start():
+    pipe = tiny_sd()
+    prompts, seeds = ["a red cat", "a blue dog", "a green pizza"], [5, 6, 7]
+    probe = AutoDelayedNegative(NEG, threshold=2.0, max_fraction=1.0, fallback="never")
+    pipe(prompts, generator=gens(seeds), callback_on_step_end=probe, **KW)
+    peaks = sorted(max(s[1:5]) for s in probe.last_signals)  # the probes before the latest start (step 6)
+    thr = float((peaks[0] + peaks[-1]) / 2)  # the weakest row never fires, the strongest does
+    steps = list(range(8))
+    want = [decide(s, steps, 8, thr, max_fraction=0.75, when="latest", fallback="never") for s in probe.last_signals]
+    assert set(want) == {6, None}, want  # fired rows wait for int(0.75 * 8) = 6, the others never switch
+    cb = AutoDelayedNegative(NEG, threshold=thr, max_fraction=0.75, when="latest", fallback="never")
+    got = pipe(prompts, generator=gens(seeds), callback_on_step_end=cb, **KW).images
+    assert cb.last_steps == want
+    assert np.array_equal(got, per_row_reference(pipe, prompts, seeds, want))
+    assert not pipe.unet._forward_hooks
+
+
+def test_decide_latest_mode():
+    steps = list(range(10))
+    sig = [None, 0.1, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert decide(sig, steps, 10, 0.5, max_fraction=0.8, when="latest", fallback="never") == 8
+    assert decide(sig, steps, 10, 0.9, max_fraction=0.8, when="latest", fallback="never") is None
+    assert decide(sig, steps, 10, 0.9, max_fraction=0.8, when="latest", fallback="max") == 8
+    assert decide(sig, steps, 10, 0.5, max_fraction=0.8, when="first") == 3
+    with pytest.raises(ValueError, match="when"):
+        AutoDelayedNegative(NEG, when="soon")

@@ -72,25 +72,33 @@ def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: 
 
 
 def decide(signals, iteration_steps, n_steps: int, threshold: float = DEFAULT_THRESHOLD,
-           max_fraction: float = DEFAULT_MAX_FRACTION, min_step: int = 1, fallback: str = "max") -> int | None:
+           max_fraction: float = DEFAULT_MAX_FRACTION, min_step: int = 1, fallback: str = "max",
+           when: str = "first") -> int | None:
     """The start step ``AutoDelayedNegative`` chooses for one row, from its signal at each loop iteration.
 
     ``signals[i]`` is the signal of the state iteration ``i``'s UNet call saw (``None``: not seen; the callback never
-    sees iteration 0, its hook is attached at the end of step 0). A row switches at the first step boundary (the
-    next iteration starts a new step ``s``, ``min_step <= s``) whose signal reaches ``threshold``; at
-    ``s >= int(max_fraction * n_steps)`` it switches there (``fallback="max"``) or never (``"never"``).
-    The study uses this to read the decision of any threshold off a recorded no-negative trajectory.
+    sees iteration 0, its hook is attached at the end of step 0). The signal *fires* at the first step boundary
+    (the next iteration starts a new step ``s``, ``min_step <= s < int(max_fraction * n_steps)``) whose signal
+    reaches ``threshold``. ``when="first"``: the row switches at that ``s``. ``when="latest"``: the signal only
+    decides *whether* — a row whose signal fired switches at the latest start ``int(max_fraction * n_steps)``.
+    A row whose signal has not fired by the latest start switches there (``fallback="max"``) or never
+    (``"never"``). The study uses this to read the decision of any setting off a recorded no-negative trajectory.
     """
     max_step = max(1, int(max_fraction * n_steps))
+    fired = False
     for i in range(len(iteration_steps) - 1):
         nxt = iteration_steps[i + 1]
         if nxt == iteration_steps[i] or nxt < min_step:
             continue
         if nxt >= max_step:
-            return nxt if fallback == "max" else None
+            return nxt if (fired or fallback == "max") else None
+        if fired:
+            continue
         v = signals[i]
         if v is not None and v >= threshold:
-            return nxt
+            if when == "first":
+                return nxt
+            fired = True
     return None
 
 
@@ -145,20 +153,24 @@ class AutoDelayedNegative(PipelineCallback):
         max_fraction: float = DEFAULT_MAX_FRACTION,
         min_step: int = 1,
         fallback: str = "max",
+        when: str = "first",
     ):
         super().__init__()
         if not isinstance(negative_prompt, str) or not negative_prompt:
             raise TypeError(f"negative_prompt must be a non-empty str, got {negative_prompt!r}")
         if signal_kind not in SIGNALS:
             raise ValueError(f"signal_kind must be one of {SIGNALS}, got {signal_kind!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-            raise TypeError(f"threshold must be a finite number, got {threshold!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+            raise TypeError(f"threshold must be a number (inf: never fire, always the fallback), got {threshold!r}")
         if isinstance(max_fraction, bool) or not isinstance(max_fraction, (int, float)) or not 0.0 < max_fraction <= 1.0:
             raise ValueError(f"max_fraction must be a fraction in (0, 1], got {max_fraction!r}")
         if isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 1:
             raise ValueError(f"min_step must be an int >= 1 (a step-end callback cannot change step 0), got {min_step!r}")
         if fallback not in ("max", "never"):
             raise ValueError(f"fallback must be 'max' or 'never', got {fallback!r}")
+        if when not in ("first", "latest"):
+            raise ValueError(f"when must be 'first' or 'latest', got {when!r}")
+        self.when = when
         self.negative_prompt = negative_prompt
         self.threshold = float(threshold)
         self.signal_kind = signal_kind
@@ -172,7 +184,7 @@ class AutoDelayedNegative(PipelineCallback):
         self.last_cost: dict | None = None
         self.register_to_config(
             negative_prompt=negative_prompt, threshold=self.threshold, signal_kind=signal_kind,
-            max_fraction=self.max_fraction, min_step=min_step, fallback=fallback,
+            max_fraction=self.max_fraction, min_step=min_step, fallback=fallback, when=when,
         )
 
     # -- per call ----------------------------------------------------------------------------------------------
@@ -199,11 +211,17 @@ class AutoDelayedNegative(PipelineCallback):
         self._negative = self._cache[1]
         self._decided: list[int | None] = [None] * n
         self._done = [False] * n
+        self._fired = [False] * n
         self.last_steps = self._decided
         self.last_signals = [[None] * len(self._iter_steps) for _ in range(n)]
         self.last_cost = {"probe_rows": 0, "pipeline_rows": 2 * n * len(self._iter_steps), "extra": 0.0}
         if self._active:
             self._recorder = _Recorder(pipeline.unet)
+
+    def _detach_hook_only(self) -> None:
+        """No more probes needed: remove the hook (rows waiting for the latest start still switch there)."""
+        if self._recorder is not None:
+            self._recorder.remove()
 
     def _detach(self) -> None:
         if self._recorder is not None:
@@ -232,24 +250,27 @@ class AutoDelayedNegative(PipelineCallback):
         self._recorder.last = None
         if rows and next_step >= self.min_step:
             if next_step >= self._max_step:
-                fire = rows if self.fallback == "max" else []
+                fire = [r for r in rows if self._fired[r] or self.fallback == "max"]
                 for r in rows:
                     self._done[r] = True
             elif seen is not None:
-                values = self._probe(pipeline, rows, *seen)
-                for r, v in zip(rows, values):
+                probe = [r for r in rows if not self._fired[r]]
+                values = self._probe(pipeline, probe, *seen) if probe else []
+                for r, v in zip(probe, values):
                     self.last_signals[r][i] = v
                     if v >= self.threshold:
-                        fire.append(r)
-                        self._done[r] = True
+                        self._fired[r] = True
+                        if self.when == "first":
+                            fire.append(r)
+                            self._done[r] = True
         if fire:
             for r in fire:
                 self._decided[r] = next_step
             parts = [self._negative[0:1] if self._decided[r] is not None else self._original[r : r + 1]
                      for r in range(self._n)]
             callback_kwargs["prompt_embeds"] = torch.cat(parts + [emb[self._n :]])
-        if all(self._done):
-            self._detach()
+        if all(d or f for d, f in zip(self._done, self._fired)):
+            self._detach_hook_only()
         return callback_kwargs
 
     @torch.no_grad()

@@ -77,7 +77,7 @@ def cmd_signals(args) -> None:
         g = global_signals(rec)
         st = region_stats(rec)
         iters = rec.eps_u.shape[1]
-        arrays = {"seeds": np.array(chunk), "align": g["align"], "focus": g["focus"],
+        arrays = {"seeds": np.array(chunk), **g,
                   "has_dot": np.array([bool(s and s["has_dot"]) for s in st]),
                   "found": np.array([s is not None for s in st]),
                   "iter_steps": np.array(rec.iter_steps), "sigmas": np.array(rec.sigmas), "images": rec.images}
@@ -116,10 +116,14 @@ def cmd_auto(args) -> None:
     threshold = args.threshold
     if threshold is None:
         calib = json.loads((Path(args.out) / "auto-calibration.json").read_text())
-        threshold = calib["threshold"]
+        threshold = calib["threshold"] if calib["threshold"] is not None else float("inf")
         signal_kind = calib["signal"]
+        max_fraction = calib["max_fraction"]
+        mode = dict(when=calib["when"], fallback=calib["fallback"])
     else:
         signal_kind = args.signal
+        max_fraction = args.max_fraction
+        mode = dict(when=args.when, fallback=args.fallback)
     recs = load_cell(Path(args.out), cell.name)
     images = load_images(Path(args.out), cell.name)
     none_img = {r["seed"]: im for r, im in zip(recs, images) if r["row"] == "none"}
@@ -136,7 +140,8 @@ def cmd_auto(args) -> None:
         chunk = idx[a : a + per]
         seeds = [cell.seeds[j] for j in chunk]
         prompts = [cell.prompt_of(j) for j in chunk]
-        cb = AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind)
+        cb = AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind, max_fraction=max_fraction,
+                                 **mode)
         t0 = time.perf_counter()
         with torch.no_grad():
             ims = render_rows(pipe, prompts, cell.negative, ["callback"] * len(seeds), seeds, cell.steps, cell.guidance,
@@ -147,7 +152,7 @@ def cmd_auto(args) -> None:
         rows = [{"seed": s, "prompt": p, "row": "auto", "step": k, **x, **d}
                 for s, p, k, x, d in zip(seeds, prompts, cb.last_steps, sc, dist)]
         _atomic_json(path, {"records": rows, "cost": cb.last_cost, "seconds": sec, "threshold": threshold,
-                            "signal": signal_kind, "signals": cb.last_signals})
+                            "signal": signal_kind, "max_fraction": max_fraction, **mode, "signals": cb.last_signals})
         print(f"auto {cell.name} chunk {a // per + 1}: {sec:.0f}s, extra UNet rows {cb.last_cost['extra']:.3f}", flush=True)
 
 
@@ -155,12 +160,14 @@ def cmd_calibrate(args) -> None:
     from .analysis import calibrate
 
     c = calibrate(Path(args.out))
-    print(f"auto: signal {c['signal']!r}, threshold {c['threshold']:.4f}, in-sample within one step "
+    print(f"auto: signal {c['signal']!r}, threshold {c['threshold']}, latest start {c['max_fraction']}, "
+          f"{c['when']}/{c['fallback']}, in-sample within one step "
           f"{100 * c['within_one_in_sample']:.1f} %")
     for f in c["cross_validation"]:
         w = f["held_out"]["within_one"]
         held = "-" if w is None else f"{100 * w['rate']:.1f} %"
-        print(f"  fit on {f['fit_on']}: {f['signal']} {f['threshold']:.4f}; held out within one step {held}; "
+        print(f"  fit on {f['fit_on']}: {f['signal']} {f['threshold']} {f['max_fraction']} {f['when']}/{f['fallback']}; "
+              f"held out within one step {held}; change {f['held_out']['auto']['pixel']['mean']:.4f}; "
               f"frontier gap {100 * f['frontier_gap']:+.1f} pp")
 
 
@@ -191,6 +198,9 @@ def main(argv=None) -> None:
             p.add_argument("--cell", default="ddim-20-full")
             p.add_argument("--threshold", type=float, default=None, help="default: the calibrated one")
             p.add_argument("--signal", default="align")
+            p.add_argument("--max-fraction", type=float, default=0.5)
+            p.add_argument("--when", default="first")
+            p.add_argument("--fallback", default="max")
             p.add_argument("--batch", type=int, default=50)
         if name == "report":
             p.add_argument("--img", default=None, help="folder for the plots (e.g. docs/img)")

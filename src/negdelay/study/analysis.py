@@ -37,37 +37,59 @@ def _jsonable(x):
 
 
 # ------------------------------------------------------------------------------------------------------ auto
-def offline_choices(sig: dict, kind: str, threshold: float, steps: int = 20, max_fraction=DEFAULT_MAX_FRACTION) -> dict:
+def offline_choices(sig: dict, kind: str, threshold: float, steps: int = 20, max_fraction=DEFAULT_MAX_FRACTION,
+                    when: str = "first", fallback: str = "max") -> dict:
     """The start step AutoDelayedNegative would choose for each recorded seed (iteration 0 is unseen at run time)."""
     iter_steps = [int(s) for s in sig["iter_steps"]]
     out = {}
     for j, seed in enumerate(sig["seeds"]):
         values = [None] + [float(v) for v in sig[kind][j][1:]]
-        out[int(seed)] = decide(values, iter_steps, steps, threshold, max_fraction=max_fraction)
+        out[int(seed)] = decide(values, iter_steps, steps, threshold, max_fraction=max_fraction, when=when,
+                                fallback=fallback)
     return out
 
 
-def _score(seeds_rows, starts, chosen) -> float:
-    near = []
+MAX_FRACTIONS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def _score(seeds_rows, starts, chosen) -> tuple[float, float]:
+    """(within one step of the oracle on images with the accessory and an oracle, minus the mean pixel change over
+    all images: the tie-break)."""
+    near, change = [], []
     for s, k in chosen.items():
+        change.append(seeds_rows[s][NONE if k is None else k]["pixel"])
         o = R.oracle(seeds_rows[s], starts)
         if o is None or o == -1:
             continue
         near.append(k is not None and abs(k - o) <= 1)
-    return float(np.mean(near)) if near else 0.0
+    return (float(np.mean(near)) if near else 0.0, -float(np.mean(change)) if change else 0.0)
 
 
-def _fit(seeds_rows, starts, sig, subset) -> tuple[str, float, float]:
-    best = (SIGNALS[0], 0.0, -1.0)
-    for kind in SIGNALS:
+def _fit(seeds_rows, starts, sig, subset) -> dict:
+    """The auto setting with the best within-one accuracy on ``subset`` (ties: less change)."""
+    best, best_score = None, (-1.0, -1.0)
+    for kind in [k for k in SIGNALS if k in sig]:
         vals = sig[kind][:, 1:]
-        grid = np.unique(np.quantile(vals[np.isfinite(vals)], np.linspace(0.01, 0.99, 99)))
-        for thr in grid:
-            ch = {s: k for s, k in offline_choices(sig, kind, float(thr)).items() if s in subset}
-            sc = _score(seeds_rows, starts, ch)
-            if sc > best[2]:
-                best = (kind, float(thr), sc)
+        grid = np.unique(np.quantile(vals[np.isfinite(vals)], np.linspace(0.01, 0.99, 40)))
+        grid = np.concatenate([grid, [np.inf]])  # inf: never fires, always the fallback (a fixed step)
+        for mf in MAX_FRACTIONS:
+            for when, fallback in (("first", "max"), ("first", "never"), ("latest", "never")):
+                for thr in grid:
+                    if thr == np.inf and (when, fallback) != ("first", "max"):
+                        continue
+                    ch = {s: k for s, k in offline_choices(sig, kind, float(thr), max_fraction=mf, when=when,
+                                                           fallback=fallback).items() if s in subset}
+                    sc = _score(seeds_rows, starts, ch)
+                    if sc > best_score:
+                        best_score = sc
+                        best = {"signal": kind, "threshold": float(thr), "max_fraction": mf, "when": when,
+                                "fallback": fallback, "fit_within_one": sc[0], "fit_change": -sc[1]}
     return best
+
+
+def _choices(sig, fit: dict) -> dict:
+    return offline_choices(sig, fit["signal"], fit["threshold"], max_fraction=fit["max_fraction"], when=fit["when"],
+                           fallback=fit["fallback"])
 
 
 def calibrate(out: Path) -> dict:
@@ -81,17 +103,18 @@ def calibrate(out: Path) -> dict:
     folds = [set(all_seeds[0::2]), set(all_seeds[1::2])]
     cv = []
     for f in (0, 1):
-        kind, thr, fit_score = _fit(seeds_rows, starts, sig, folds[f])
+        fit = _fit(seeds_rows, starts, sig, folds[f])
         held = folds[1 - f]
-        ch = {s: k for s, k in offline_choices(sig, kind, thr).items() if s in held}
+        ch = {s: k for s, k in _choices(sig, fit).items() if s in held}
         res = R.judge_auto(seeds_rows, starts, ch)
-        cv.append({"fit_on": "even seeds" if f == 0 else "odd seeds", "signal": kind, "threshold": thr,
-                   "fit_within_one": fit_score, "held_out": res, "frontier_gap": R.frontier_gap(res)})
-    kind, thr, fit_score = _fit(seeds_rows, starts, sig, set(all_seeds))
-    ch = {s: k for s, k in offline_choices(sig, kind, thr).items() if s in set(all_seeds)}
+        cv.append({"fit_on": "even seeds" if f == 0 else "odd seeds", **fit, "held_out": res,
+                   "frontier_gap": R.frontier_gap(res)})
+    fit = _fit(seeds_rows, starts, sig, set(all_seeds))
+    ch = {s: k for s, k in _choices(sig, fit).items() if s in set(all_seeds)}
     full = R.judge_auto(seeds_rows, starts, ch)
-    calib = {"signal": kind, "threshold": thr, "within_one_in_sample": fit_score, "cross_validation": cv,
-             "in_sample": full, "in_sample_frontier_gap": R.frontier_gap(full)}
+    calib = {**fit, "within_one_in_sample": fit["fit_within_one"], "cross_validation": cv, "in_sample": full,
+             "in_sample_frontier_gap": R.frontier_gap(full),
+             "fixed_within_one": {k: _score(seeds_rows, starts, {s: k for s in all_seeds})[0] for k in starts}}
     (out / "auto-calibration.json").write_text(json.dumps(_jsonable(calib), indent=1))
     return calib
 
@@ -110,8 +133,13 @@ def _sigmas(cell) -> list[float]:
     from ..toy import MODEL_DIR
 
     cfg = json.loads((MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())
-    cls_name, extra, _ = SCHEDULERS[cell.sampler]
-    sched = getattr(diffusers, cls_name).from_config(cfg, **extra)
+    from types import SimpleNamespace as NS
+
+    from .protocol import set_sampler
+
+    holder = NS(scheduler=getattr(diffusers, cfg["_class_name"]).from_config(cfg))
+    set_sampler(holder, cell.sampler)
+    sched = holder.scheduler
     sched.set_timesteps(cell.steps)
     from types import SimpleNamespace
 
@@ -212,7 +240,7 @@ def _signal_summary(sig: dict) -> dict:
         d = sig["dot_cancel"][mask] - np.nanmean(
             np.stack([sig["object_cancel"][mask], sig["background_cancel"][mask]]), axis=0)
         g["dot_minus_rest_cancel"] = [bootstrap_mean(col[np.isfinite(col)], n_boot=500) for col in d.T]
-        for kind in SIGNALS:
+        for kind in [k for k in SIGNALS if k in sig]:
             g[kind] = [bootstrap_mean(col, n_boot=500) for col in sig[kind][mask].T]
         out["groups"][group] = g
     return out
@@ -261,14 +289,22 @@ def _auto_md(rep: dict, out: Path) -> str:
     rep["auto_runtime_direct"] = direct
     lines = ["### Automatic critical step (DDIM 20 steps)\n"]
     if cal:
-        lines.append(f"Signal {cal['signal']!r}, threshold {cal['threshold']:.4f} (fitted on all seeds; "
+        fx = cal.get("fixed_within_one", {})
+        if fx:
+            best_k = max(fx, key=lambda k: fx[k])
+            lines.append(f"Best fixed start against the same oracle: step {best_k}, within one step on "
+                         f"{_f(fx[best_k], '.1f', 100)} % of the images (in sample).\n")
+        lines.append(f"Signal {cal['signal']!r}, threshold {_f(cal['threshold'], '.4f')}, latest start "
+                     f"{cal['max_fraction']:g} of the run, when={cal['when']!r}, fallback={cal['fallback']!r} "
+                     "(fitted on all seeds; "
                      f"in-sample within one step of the oracle: {_f(cal['within_one_in_sample'], '.1f', 100)} %).\n")
-        lines.append("| fold | signal / threshold fitted | within one step (held out) | exact | mean step − oracle | "
-                     "accessory rate | pixel dist. | above fixed-step curve by |")
+        lines.append("| fold | signal / threshold / latest start / mode fitted | within one step (held out) | exact | "
+                     "mean step − oracle | accessory rate | pixel dist. | above fixed-step curve by |")
         lines.append("|---|---|---|---|---|---|---|---|")
         for f in cal["cross_validation"]:
             h = f["held_out"]
-            lines.append(f"| fit on {f['fit_on']} | {f['signal']} / {f['threshold']:.4f} | {R.pct(h['within_one'])} | "
+            lines.append(f"| fit on {f['fit_on']} | {f['signal']} / {_f(f['threshold'], '.4f')} / "
+                         f"{f['max_fraction']:g} / {f['when']}, {f['fallback']} | {R.pct(h['within_one'])} | "
                          f"{R.pct(h['exact'])} | {_f(h['mean_diff'], '+.2f')} | {R.pct(h['auto']['present'])} | "
                          f"{R.num(h['auto']['pixel'], 1, 4)} | {_f(f['frontier_gap'], '+.1f', 100)} pp |")
         lines.append("")

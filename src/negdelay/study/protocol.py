@@ -86,8 +86,17 @@ def set_sampler(pipe, name: str | None) -> None:
 
     if name not in SCHEDULERS:
         raise ValueError(f"sampler {name!r} is not one of {', '.join(SCHEDULERS)}")
+    import inspect
+
     cls_name, extra, _ = SCHEDULERS[name]
-    pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe.scheduler.config, **extra)
+    cls = getattr(diffusers, cls_name)
+    extra = dict(extra)
+    if "clip_sample" not in pipe.scheduler.config and "clip_sample" in inspect.signature(cls.__init__).parameters:
+        # Stable Diffusion's own scheduler config says clip_sample=False; a config without the key (the embedded
+        # model's PNDM config) would give DDIM/DDPM their default True, which clips the predicted latents to [-1, 1]
+        # and wrecks the images.
+        extra["clip_sample"] = False
+    pipe.scheduler = cls.from_config(pipe.scheduler.config, **extra)
 
 
 def to_uint8(images) -> np.ndarray:
