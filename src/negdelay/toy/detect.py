@@ -1,16 +1,22 @@
 """A ground-truth judge for 32x32 shapes-world images: colour, shape, dot present.
 
-Exact rules, no learned weights (fixed before any model output was looked at; never tuned to the model):
+Exact rules, no learned weights, never tuned to the model's scores:
 
 - pixels are *coloured* when their HSV saturation >= 0.45 and value >= 0.35; *dark* when value < 0.40
   (the world's backgrounds are light and unsaturated, value >= 0.8; the dot is black);
 - colour: majority vote of the coloured pixels, each assigned to the nearest nominal hue
   (red 0 deg, yellow 50 deg, green 128 deg, blue 229 deg);
-- object: the largest 4-connected component of (coloured or dark) pixels, holes filled;
-- shape: from the object's bounding box: vertical asymmetry (bottom-half minus top-half area share; an upright
-  triangle has ~0.5, circle and square ~0) > 0.25 -> triangle; else fill ratio (area / box area) >= 0.89 -> square,
-  else circle;
+- object: the largest 4-connected component of dark pixels and of pixels whose saturation is at least half the
+  image's object saturation (97th percentile; at least 0.2): the half-maximum contour of a blurred or faded edge;
+  holes filled;
+- shape: the template (circle, upright square, upright triangle) of the object's area, centred on its centroid,
+  with the highest IoU;
 - dot: at least ``DOT_MIN_PIXELS`` = 3 dark pixels inside the object's (1-px dilated) bounding box.
+
+History: the first version classified the shape by bounding-box fill and vertical asymmetry on the fixed
+saturation >= 0.45 mask. A by-eye check on a model's outputs showed it calling clear but blurred or pale squares and
+triangles "circle"; on ground truth, world images degraded by ``degrade`` (faded, blurred, noisy) confirmed it
+(shape 91.7 % vs 100 % now, 1000 images). The change was made and validated on world images only.
 
 ``python -m negdelay.toy.detect [N]`` prints the per-attribute accuracy on N fresh world images.
 """
@@ -28,8 +34,7 @@ HUES = {"red": 0.0, "yellow": 50.0, "green": 128.0, "blue": 229.0}
 SAT_MIN, VAL_MIN = 0.45, 0.35
 DARK_MAX = 0.40
 DOT_MIN_PIXELS = 3
-TRIANGLE_ASYM = 0.25
-SQUARE_FILL = 0.89
+SAT_REL_MIN = 0.2
 
 
 @dataclass
@@ -113,18 +118,59 @@ def _nearest_colour(hue: np.ndarray) -> np.ndarray:
     return d.argmin(1)
 
 
+def _best_template(obj: np.ndarray) -> str:
+    """The shape whose template, of the object's area and centred on its centroid, overlaps it best (IoU)."""
+    ys, xs = np.nonzero(obj)
+    cy, cx = ys.mean() + 0.5, xs.mean() + 0.5
+    area = float(len(ys))
+    best, best_iou = "circle", -1.0
+    for shape, k in (("circle", np.pi), ("square", 2.0), ("triangle", 3 * np.sqrt(3) / 4)):
+        r = np.sqrt(area / k)  # circumradius giving the same area
+        t = world.shape_mask(shape, cx, cy, r)  # the triangle's centroid is its circumcentre
+        iou = (t & obj).sum() / max((t | obj).sum(), 1)
+        if iou > best_iou:
+            best, best_iou = shape, iou
+    return best
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A world image made more like a generated one: object colour faded toward the background (0-40 %), Gaussian
+    blur (sigma 0.4-1.0 px), a little noise. For measuring the judge's robustness on ground truth."""
+    a = image.astype(np.float64) / 255.0
+    frame = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    bg = np.median(frame, axis=0)
+    _, s, v = _hsv(a)
+    col = (s >= SAT_MIN) & (v >= VAL_MIN)
+    f = rng.uniform(0.0, 0.4)
+    a[col] = a[col] * (1 - f) + bg * f
+    sigma = rng.uniform(0.4, 1.0)
+    x = np.arange(-3, 4)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    k /= k.sum()
+    pad = np.pad(a, ((3, 3), (3, 3), (0, 0)), mode="edge")
+    a = sum(k[i] * pad[i:i + a.shape[0], 3:-3] for i in range(7))
+    pad = np.pad(a, ((0, 0), (3, 3), (0, 0)), mode="edge")
+    a = sum(k[i] * pad[:, i:i + a.shape[1]] for i in range(7))
+    a = a + rng.normal(0, 0.015, a.shape)
+    return (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+
+
 def judge(img) -> Judgement:
     """Judge one image (HxWx3 uint8, or float in [0, 1])."""
     a = _to_float(img)
     h, s, v = _hsv(a)
     coloured = (s >= SAT_MIN) & (v >= VAL_MIN)
     dark = v < DARK_MAX
+    # Object pixels for the shape: saturation above half the object's saturation (the half-maximum contour, where
+    # a blurred edge is half object, half background), not below SAT_REL_MIN (backgrounds have <= 0.12).
+    s_obj = np.percentile(s[v >= VAL_MIN], 97) if (v >= VAL_MIN).any() else 0.0
+    shape_px = ((s >= max(SAT_REL_MIN, 0.5 * s_obj)) & (v >= VAL_MIN)) | dark
     n_col = int(coloured.sum())
     colour = None
     if n_col:
         votes = np.bincount(_nearest_colour(h[coloured]), minlength=len(HUES))
         colour = list(HUES)[int(votes.argmax())]
-    obj = _largest_component(coloured | dark)
+    obj = _largest_component(shape_px)
     if not obj.any():
         return Judgement(colour, None, False, n_col, 0)
     obj = _fill_holes(obj)
@@ -137,12 +183,7 @@ def judge(img) -> Judgement:
     top = float((ys + 0.5 < ymid).sum())
     bottom = float((ys + 0.5 > ymid).sum())
     asym = (bottom - top) / area
-    if asym > TRIANGLE_ASYM:
-        shape = "triangle"
-    elif fill >= SQUARE_FILL:
-        shape = "square"
-    else:
-        shape = "circle"
+    shape = _best_template(obj)
     Y0, Y1, X0, X1 = max(y0 - 1, 0), min(y1 + 2, a.shape[0]), max(x0 - 1, 0), min(x1 + 2, a.shape[1])
     n_dark = int(dark[Y0:Y1, X0:X1].sum())
     return Judgement(colour, shape, n_dark >= DOT_MIN_PIXELS, n_col, n_dark, float(fill), float(asym))
@@ -163,10 +204,15 @@ def judge_batch(images) -> dict:
     return out
 
 
-def accuracy_on_world(n: int = 500, seed: int = 12345) -> dict:
-    """Per-attribute accuracy of ``judge`` on ``n`` fresh world scenes (seed not used for training data)."""
+def accuracy_on_world(n: int = 500, seed: int = 12345, degraded: bool = False) -> dict:
+    """Per-attribute accuracy of ``judge`` on ``n`` fresh world scenes (seed not used for training data);
+    ``degraded``: on ``degrade``d copies (faded, blurred, noisy)."""
     data = world.make_dataset(n, seed=seed)
-    res = judge_batch(data["images"])
+    images = data["images"]
+    if degraded:
+        rng = np.random.default_rng([seed, 1])
+        images = np.stack([degrade(im, rng) for im in images])
+    res = judge_batch(images)
     colour = np.array([world.COLOURS.index(c) if c else -1 for c in res["colour"]])
     shape = np.array([world.SHAPES.index(c) if c else -1 for c in res["shape"]])
     return {
@@ -181,10 +227,12 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     n = int(argv[0]) if argv else 1000
     seed = int(argv[1]) if len(argv) > 1 else 12345
-    acc = accuracy_on_world(n, seed)
-    print(f"detector accuracy on {n} fresh world images (seed {seed}):")
-    for k in ("colour", "shape", "dot"):
-        print(f"  {k:7s} {100 * acc[k]:6.2f} %")
+    for degraded in (False, True):
+        acc = accuracy_on_world(n, seed, degraded)
+        kind = "degraded (faded, blurred, noisy) " if degraded else ""
+        print(f"detector accuracy on {n} fresh {kind}world images (seed {seed}):")
+        for k in ("colour", "shape", "dot"):
+            print(f"  {k:7s} {100 * acc[k]:6.2f} %")
 
 
 if __name__ == "__main__":
