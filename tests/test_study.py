@@ -176,8 +176,8 @@ def test_offline_emulation_matches_the_callback():
     gaps = np.diff(vals)
     j = int(np.argmax(gaps[len(gaps) // 4 : 3 * len(gaps) // 4])) + len(gaps) // 4
     thr = float((vals[j] + vals[j + 1]) / 2)
-    want = [decide([None] + list(map(float, s[1:])), rec.iter_steps, 8, thr, max_fraction=0.75) for s in sig]
-    cb = AutoDelayedNegative(NEG, threshold=thr, max_fraction=0.75)
+    want = [decide([None] + list(map(float, s[1:])), rec.iter_steps, 8, thr, max_fraction=0.75, when="first", fallback="max") for s in sig]
+    cb = AutoDelayedNegative(NEG, threshold=thr, max_fraction=0.75, when="first", fallback="max", signal_kind="align")
     with torch.no_grad():
         pipe(prompts, negative_prompt=[""] * 4, num_inference_steps=8, guidance_scale=7.5, output_type="np",
              generator=[torch.Generator().manual_seed(s) for s in seeds], callback_on_step_end=cb)
@@ -225,3 +225,16 @@ def test_clip_scorer(tmp_path):
     assert len({round(o["presence"], 6) for o in out}) == 3
     with pytest.raises(ValueError, match="clip model"):
         P.ClipScorer(str(tmp_path / "missing"), "glasses").load()
+
+
+def test_set_sampler_keeps_sd_latents_unclipped():
+    from diffusers import DDIMScheduler, PNDMScheduler
+
+    pipe = tiny_sd(scheduler=PNDMScheduler(beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1))
+    P.set_sampler(pipe, "ddim")  # a PNDM config has no clip_sample: DDIM's default True would clip the latents
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler" and pipe.scheduler.config.clip_sample is False
+    pipe.scheduler = DDIMScheduler(clip_sample=True)
+    P.set_sampler(pipe, "ddim")  # a config that says so is kept
+    assert pipe.scheduler.config.clip_sample is True
+    P.set_sampler(pipe, "euler")
+    assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"

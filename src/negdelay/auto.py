@@ -40,6 +40,8 @@ DEFAULT_SIGNAL = "align"
 #: calibrated on the embedded model (DDIM, 20 steps; docs/study.md gives the calibration and its cross-validation)
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MAX_FRACTION = 0.5
+DEFAULT_WHEN = "first"
+DEFAULT_FALLBACK = "max"
 
 
 def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: str = DEFAULT_SIGNAL) -> torch.Tensor:
@@ -72,8 +74,8 @@ def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: 
 
 
 def decide(signals, iteration_steps, n_steps: int, threshold: float = DEFAULT_THRESHOLD,
-           max_fraction: float = DEFAULT_MAX_FRACTION, min_step: int = 1, fallback: str = "max",
-           when: str = "first") -> int | None:
+           max_fraction: float = DEFAULT_MAX_FRACTION, min_step: int = 1, fallback: str = DEFAULT_FALLBACK,
+           when: str = DEFAULT_WHEN) -> int | None:
     """The start step ``AutoDelayedNegative`` chooses for one row, from its signal at each loop iteration.
 
     ``signals[i]`` is the signal of the state iteration ``i``'s UNet call saw (``None``: not seen; the callback never
@@ -152,8 +154,8 @@ class AutoDelayedNegative(PipelineCallback):
         signal_kind: str = DEFAULT_SIGNAL,
         max_fraction: float = DEFAULT_MAX_FRACTION,
         min_step: int = 1,
-        fallback: str = "max",
-        when: str = "first",
+        fallback: str = DEFAULT_FALLBACK,
+        when: str = DEFAULT_WHEN,
     ):
         super().__init__()
         if not isinstance(negative_prompt, str) or not negative_prompt:
