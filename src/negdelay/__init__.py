@@ -3,10 +3,11 @@
 ``pipe(prompt, callback_on_step_end=DelayedNegative("glasses", start_step=5))``
 """
 
+from .auto import AutoDelayedNegative
 from .callback import DelayedNegative, DelayedNegativeBase
 from .families.callbacks import DelayedNegativeSD3, DelayedNegativeXL
 from .hooks import apply, remove
 from .schedule import Point
 
-__all__ = ["DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point", "apply", "remove"]
+__all__ = ["AutoDelayedNegative", "DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point", "apply", "remove"]
 __version__ = "0.1.0"
