@@ -177,6 +177,19 @@ def build_report(out: Path, img: Path | None) -> dict:
                 md.append(f"| {shp} | {R.pct(g['rows'][NONE]['present'])} | {R.pct(g['rows'][STOCK]['present'])} | "
                           f"{100 * d['mean']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] |")
         md.append("")
+    # ---- q5: the seed's setting (PNDM 50 steps, start step 4 vs stock), paired
+    for name in ("pndm-50", "seed-exp1", "seed-exp3"):
+        if name in present and 4 in summaries[name]["rows"]:
+            q5 = _paired_rows(load_cell(out, name), STOCK, 4)
+            rep.setdefault("seed_setting", {})[name] = q5
+            c = present[name]
+            md.append(f"### {name}: start step 4 of 50 (PNDM) minus stock, paired over {q5['n']} seeds "
+                      f"(negative {c.negative!r})\n")
+            md.append("| measure | stock | from step 4 | step 4 − stock (paired) |\n|---|---|---|---|")
+            for m, v in q5["measures"].items():
+                md.append(f"| {m} | {v['a']:.4f} | {v['b']:.4f} | {v['diff'][0]:+.4f} [{v['diff'][1]:+.4f}, "
+                          f"{v['diff'][2]:+.4f}] |")
+            md.append("")
     # ---- q4: critical points
     settings = {}
     for name, c in present.items():
@@ -225,6 +238,22 @@ def build_report(out: Path, img: Path | None) -> dict:
 
         make_plots(rep, summaries, present, settings, sig, Path(img))
     return rep
+
+
+def _paired_rows(records: list[dict], a, b) -> dict:
+    """Paired comparison of rows ``a`` and ``b`` over the seeds having both: means and the bootstrap interval of the
+    per-seed difference ``b - a`` for the accessory, the object, and the change to the no-negative twin."""
+    seeds = R.by_seed(records)
+    pairs = [(d[a], d[b]) for d in seeds.values() if a in d and b in d]
+    out = {"n": len(pairs), "measures": {}}
+    for m, f in (("accessory present", lambda r: float(r["present"])),
+                 ("object right", lambda r: float(bool(r.get("correct")))),
+                 ("pixel distance to no negative", lambda r: r["pixel"]),
+                 ("1 - SSIM to no negative", lambda r: r["ssim"])):
+        x = [f(p) for p, _ in pairs]
+        y = [f(q) for _, q in pairs]
+        out["measures"][m] = {"a": float(np.mean(x)), "b": float(np.mean(y)), "diff": R.paired_diff(x, y)}
+    return out
 
 
 def _signal_summary(sig: dict) -> dict:
