@@ -161,6 +161,26 @@ def build_report(out: Path, img: Path | None) -> dict:
         summaries[name] = s
         rep["cells"][name] = {"cell": {"sampler": cell.sampler, "steps": cell.steps, "negative": cell.negative,
                                        "prompts": "plain" if cell.prompts == plan.PLAIN else "named"}, **s}
+    # ---- q1: reverse activation across cells
+    rev = [n for n, s_ in summaries.items() if NONE in s_["rows"] and STOCK in s_["rows"] and present[n].prompts == plan.PLAIN]
+    if rev:
+        md.append("### Reverse activation: accessory rate with no negative vs the negative from step 0 (and from each "
+                  "later start), paired\n")
+        md.append("| cell | no negative | stock (step 0) | stock − none (paired) | created by stock (of images "
+                  "without) | highest start row − none (paired) |")
+        md.append("|---|---|---|---|---|---|")
+        for n in rev:
+            rows = summaries[n]["rows"]
+            d = rows[STOCK]["diff_vs_none"]
+            ks = [k for k in rows if isinstance(k, int)]
+            hi = max(ks, key=lambda k: rows[k]["diff_vs_none"]["mean"]) if ks else None
+            hd = rows[hi]["diff_vs_none"] if hi is not None else None
+            md.append(f"| {n} ({present[n].negative!r}) | {R.pct(rows[NONE]['present'])} | {R.pct(rows[STOCK]['present'])} | "
+                      f"{100 * d['mean']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | "
+                      f"{R.pct(rows[STOCK]['created'])} | "
+                      + (f"step {hi}: {100 * hd['mean']:+.1f} pp [{100 * hd['low']:+.1f}, {100 * hd['high']:+.1f}]"
+                         if hd else "–") + " |")
+        md.append("")
     # ---- q1 + q2: per cell tables
     for name, s in summaries.items():
         c = present[name]
