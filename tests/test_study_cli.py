@@ -41,7 +41,8 @@ def test_study_on_a_tiny_checkpoint_with_clip(tmp_path, folders):
     assert "presence" in rows["stock"] and 0 <= rows["stock"]["presence"]["mean"] <= 1
     assert rows["none"]["pixel"]["mean"] == 0 and rows["stock"]["pixel"]["mean"] > 0
     assert s["scoring"].startswith("CLIP")
-    assert len(s["auto"]["steps"]) == 4 and s["auto"]["cost"]["probe_rows"] > 0
+    assert len(s["auto"]["steps"]) == 4 and all(k is None or 1 <= k < 5 for k in s["auto"]["steps"])
+    assert s["auto"]["cost"]["pipeline_rows"] == 2 * 4 * 5  # CFG rows x images x steps; probes come on top
     assert (out / "summary.md").read_text().startswith("# negdelay study")
     assert (out / "tradeoff.png").stat().st_size > 0
     # the same command again resumes: nothing re-rendered, same summary
