@@ -52,22 +52,20 @@ def offline_choices(sig: dict, kind: str, threshold: float, steps: int = 20, max
 MAX_FRACTIONS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
-def _score(seeds_rows, starts, chosen) -> tuple[float, float]:
+def _score(seeds_rows, starts, chosen, oracles=None) -> tuple[float, float]:
     """(within one step of the oracle on images with the accessory and an oracle, minus the mean pixel change over
     all images: the tie-break)."""
     near, change = [], []
     for s, k in chosen.items():
         change.append(seeds_rows[s][NONE if k is None else k]["pixel"])
-        o = R.oracle(seeds_rows[s], starts)
+        o = oracles[s] if oracles is not None else R.oracle(seeds_rows[s], starts)
         if o is None or o == -1:
             continue
         near.append(k is not None and abs(k - o) <= 1)
     return (float(np.mean(near)) if near else 0.0, -float(np.mean(change)) if change else 0.0)
 
 
-def _fit(seeds_rows, starts, sig, subset) -> dict:
-    """The auto setting with the best within-one accuracy on ``subset`` (ties: less change)."""
-    best, best_score = None, (-1.0, -1.0)
+def _settings(sig):
     for kind in [k for k in SIGNALS if k in sig]:
         vals = sig[kind][:, 1:]
         grid = np.unique(np.quantile(vals[np.isfinite(vals)], np.linspace(0.01, 0.99, 40)))
@@ -77,13 +75,22 @@ def _fit(seeds_rows, starts, sig, subset) -> dict:
                 for thr in grid:
                     if thr == np.inf and (when, fallback) != ("first", "max"):
                         continue
-                    ch = {s: k for s, k in offline_choices(sig, kind, float(thr), max_fraction=mf, when=when,
-                                                           fallback=fallback).items() if s in subset}
-                    sc = _score(seeds_rows, starts, ch)
-                    if sc > best_score:
-                        best_score = sc
-                        best = {"signal": kind, "threshold": float(thr), "max_fraction": mf, "when": when,
-                                "fallback": fallback, "fit_within_one": sc[0], "fit_change": -sc[1]}
+                    yield {"signal": kind, "threshold": float(thr), "max_fraction": mf, "when": when,
+                           "fallback": fallback}
+
+
+def _fit_all(seeds_rows, starts, sig, subsets: list[set]) -> list[dict]:
+    """For each subset of seeds, the auto setting with the best within-one accuracy (ties: less change)."""
+    oracles = {s: R.oracle(r, starts) for s, r in seeds_rows.items()}
+    best = [None] * len(subsets)
+    scores = [(-1.0, -1.0)] * len(subsets)
+    for st in _settings(sig):
+        ch_all = _choices(sig, st)
+        for j, sub in enumerate(subsets):
+            sc = _score(seeds_rows, starts, {s: k for s, k in ch_all.items() if s in sub}, oracles)
+            if sc > scores[j]:
+                scores[j] = sc
+                best[j] = {**st, "fit_within_one": sc[0], "fit_change": -sc[1]}
     return best
 
 
@@ -101,15 +108,16 @@ def calibrate(out: Path) -> dict:
     sig = load_signals(out)
     all_seeds = [int(s) for s in sig["seeds"] if int(s) in seeds_rows]
     folds = [set(all_seeds[0::2]), set(all_seeds[1::2])]
+    fits = _fit_all(seeds_rows, starts, sig, [folds[0], folds[1], set(all_seeds)])
     cv = []
     for f in (0, 1):
-        fit = _fit(seeds_rows, starts, sig, folds[f])
+        fit = fits[f]
         held = folds[1 - f]
         ch = {s: k for s, k in _choices(sig, fit).items() if s in held}
         res = R.judge_auto(seeds_rows, starts, ch)
         cv.append({"fit_on": "even seeds" if f == 0 else "odd seeds", **fit, "held_out": res,
                    "frontier_gap": R.frontier_gap(res)})
-    fit = _fit(seeds_rows, starts, sig, set(all_seeds))
+    fit = fits[2]
     ch = {s: k for s, k in _choices(sig, fit).items() if s in set(all_seeds)}
     full = R.judge_auto(seeds_rows, starts, ch)
     calib = {**fit, "within_one_in_sample": fit["fit_within_one"], "cross_validation": cv, "in_sample": full,
