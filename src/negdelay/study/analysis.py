@@ -368,7 +368,9 @@ def _auto_md(rep: dict, out: Path) -> str:
     lines.append("Run for real (AutoDelayedNegative in the pipeline, all seeds):\n")
     lines.append(f"- within one step of the oracle: {R.pct(res['within_one'])}; exact: {R.pct(res['exact'])}; "
                  f"images with the dot: {res['n_with_accessory']}, with an oracle: {res['n_oracle']}, "
-                 f"not removable by any start {plan.FULL_STARTS[0]}-{plan.FULL_STARTS[-1]}: {res['n_unreachable']}")
+                 f"not removable by any start {plan.FULL_STARTS[0]}-{plan.FULL_STARTS[-1]}: {res['n_unreachable']}; "
+                 f"with an oracle but left without the negative by auto: {res['n_never']}; mean chosen step − oracle "
+                 f"(where applied): {_f(res['mean_diff'], '+.2f')}")
     lines.append(f"- accessory rate: {R.pct(direct['present'])}; pixel distance to the no-negative twin: "
                  f"{R.num(direct['pixel'], 1, 4)}; above the fixed-step curve by {100 * R.frontier_gap(res):+.1f} pp")
     lines.append(f"- cost: {rt['probe_rows']} extra UNet rows for {rt['pipeline_rows']} of the pipeline's own "

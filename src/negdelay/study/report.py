@@ -177,7 +177,7 @@ def auto_outcomes(seeds: dict, chosen: dict[int, int | None]) -> list[dict]:
 def judge_auto(seeds: dict, starts: list[int], chosen: dict[int, int | None]) -> dict:
     """Accuracy of chosen steps against the oracle on images with the accessory and an oracle, and the removal /
     change the choice gives, next to every fixed start."""
-    near, exact, diffs, unreachable = [], [], [], 0
+    near, exact, diffs, unreachable, never = [], [], [], 0, 0
     for s, k in chosen.items():
         o = oracle(seeds[s], starts)
         if o is None:
@@ -185,10 +185,12 @@ def judge_auto(seeds: dict, starts: list[int], chosen: dict[int, int | None]) ->
         if o == -1:
             unreachable += 1
             continue
-        kk = k if k is not None else 10**6
-        near.append(abs(kk - o) <= 1)
-        exact.append(kk == o)
-        diffs.append(kk - o)
+        near.append(k is not None and abs(k - o) <= 1)
+        exact.append(k == o)
+        if k is None:
+            never += 1
+        else:
+            diffs.append(k - o)
     with_dot = [s for s in chosen if seeds[s][NONE]["present"]]
 
     def outcome(pick) -> dict:
@@ -207,6 +209,7 @@ def judge_auto(seeds: dict, starts: list[int], chosen: dict[int, int | None]) ->
         "n_with_accessory": len(with_dot),
         "n_oracle": len(near),
         "n_unreachable": unreachable,
+        "n_never": never,  # images with an oracle for which auto never applied the negative
         "within_one": rate(near) if near else None,
         "exact": rate(exact) if exact else None,
         "mean_abs_diff": float(np.mean(np.abs(diffs))) if diffs else math.nan,
