@@ -24,7 +24,9 @@ def make_plots(rep, summaries, cells, settings, sig, img: Path) -> list[Path]:
     img.mkdir(parents=True, exist_ok=True)
     paths = []
     if "ddim-20-full" in summaries:
-        paths.append(tradeoff(summaries["ddim-20-full"], img / "study-tradeoff.png"))
+        s = summaries["ddim-20-full"]
+        paths.append(tradeoff(s, img / "study-tradeoff.png", title="Removal and collateral change vs start step "
+                              f"(embedded model, DDIM 20 steps, {s['n_seeds']} paired seeds)"))
     if settings:
         paths.append(critical(settings, img / "study-samplers.png"))
     paths.append(reverse(summaries, cells, img / "study-reverse.png"))
