@@ -35,7 +35,7 @@ def count_unet(pipe):
     return counter
 
 
-def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=None, label=""):
+def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=None, label="", reuse=False):
     """Interleaved pairs of stock vs delayed; returns a dict of medians and counts."""
     import torch
 
@@ -46,9 +46,27 @@ def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=Non
         pipe(prompt, negative_prompt=negative, num_inference_steps=steps, output_type="latent",
              generator=torch.Generator().manual_seed(0), **extra)
 
+    inside = []  # seconds spent inside the callback, per delayed call
+    shared = callback_factory() if reuse else None
+
     def delayed():
-        pipe(prompt, callback_on_step_end=callback_factory(), num_inference_steps=steps, output_type="latent",
-             generator=torch.Generator().manual_seed(0), **extra)
+        # a fresh instance encodes its negative every call, as stock does; a reused one hits its cache
+        cb = shared if reuse else callback_factory()
+        fn, spent = cb.callback_fn, [0.0]
+
+        def timed(*args):
+            t0 = time.perf_counter()
+            out = fn(*args)
+            spent[0] += time.perf_counter() - t0
+            return out
+
+        cb.callback_fn = timed
+        try:
+            pipe(prompt, callback_on_step_end=cb, num_inference_steps=steps, output_type="latent",
+                 generator=torch.Generator().manual_seed(0), **extra)
+        finally:
+            del cb.callback_fn  # back to the class's method
+        inside.append(spent[0])
 
     evals = {}
     for name, fn in (("stock", stock), ("delayed", delayed)):  # warm-up, and the UNet counts of one call each
@@ -74,12 +92,15 @@ def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=Non
         "median_stock_s": statistics.median(t_stock), "median_delayed_s": statistics.median(t_delayed),
         "median_ratio": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2],
         "unet_stock": evals["stock"], "unet_delayed": evals["delayed"],
+        "median_inside_callback_s": statistics.median(inside),
     }
     print(
         f"{label}: {pairs} interleaved pairs, {steps} steps | stock {result['median_stock_s'] * 1000:.1f} ms, "
         f"delayed {result['median_delayed_s'] * 1000:.1f} ms | median ratio delayed/stock "
         f"{result['median_ratio']:.4f} (IQR {q[0]:.4f}-{q[2]:.4f}) | UNet calls/rows stock "
-        f"{evals['stock']['calls']}/{evals['stock']['rows']}, delayed {evals['delayed']['calls']}/{evals['delayed']['rows']}"
+        f"{evals['stock']['calls']}/{evals['stock']['rows']}, delayed {evals['delayed']['calls']}/{evals['delayed']['rows']} | "
+        f"inside the callback {result['median_inside_callback_s'] * 1000:.2f} ms per call "
+        f"({result['median_inside_callback_s'] / result['median_stock_s']:.2%} of a stock call)"
     )
     return result
 
@@ -110,6 +131,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--start-step", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reuse", action="store_true", help="one callback instance for all calls (its encoding cached)")
     ap.add_argument("--family", choices=["sd", "sdxl", "all"], default="sd",
                     help="sd: the SD 1.x pipeline of --model; sdxl: the tiny in-code SDXL pipeline; all: both")
     args = ap.parse_args(argv)
@@ -122,14 +144,14 @@ def main(argv=None):
         pipe, prompt, negative, extra = sd_pipeline(args.model)
         pipe.set_progress_bar_config(disable=True)
         measure(pipe, lambda: DelayedNegative(negative, start_step=args.start_step), prompt, negative,
-                pairs=args.pairs, steps=args.steps, extra=extra, label=f"SD 1.x ({args.model})")
+                pairs=args.pairs, steps=args.steps, extra=extra, label=f"SD 1.x ({args.model}{', reused' if args.reuse else ''})", reuse=args.reuse)
     if args.family in ("sdxl", "all"):
         from negdelay import DelayedNegativeXL
 
         pipe, prompt, negative, extra = sdxl_pipeline()
         pipe.set_progress_bar_config(disable=True)
         measure(pipe, lambda: DelayedNegativeXL(negative, start_step=args.start_step), prompt, negative,
-                pairs=args.pairs, steps=args.steps, extra=extra, label="SDXL (tiny, 32x32)")
+                pairs=args.pairs, steps=args.steps, extra=extra, label=f"SDXL (tiny, 32x32{', reused' if args.reuse else ''})", reuse=args.reuse)
 
 
 if __name__ == "__main__":
