@@ -289,8 +289,10 @@ def train_unet(args, data, lat, vae, tokenizer, ckpt_dir: Path, device, out: Pat
                     q.lerp_(p, 1 - decay)
 
     def info():
-        return dict(seed=args.seed, vae_steps=getattr(args, "vae_steps_done", None), unet_steps=step, unet_minutes=round(elapsed / 60, 1), batch=args.batch,
-                    lr=args.lr, n_images=args.n_images, threads=args.threads, device=str(device),
+        return dict(seed=args.seed, vae_steps=getattr(args, "vae_steps_done", None), unet_steps=step,
+                    unet_minutes=round(elapsed / 60, 1), batch=args.batch,
+                    lr=args.lr, decay_start=args.decay_start, decay_steps=args.decay_steps,
+                    n_images=args.n_images, threads=args.threads, device=str(device),
                     last_loss=float(np.mean(recent)) if recent else None)
 
     def save():
@@ -325,6 +327,8 @@ def train_unet(args, data, lat, vae, tokenizer, ckpt_dir: Path, device, out: Pat
         z0, noise, t, ids = z0.to(device), noise.to(device), t.to(device), ids.to(device)
         zt = sched.add_noise(z0, noise, t)
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        if args.decay_steps and step >= args.decay_start:  # final linear anneal to 0
+            lr *= max(0.0, 1.0 - (step - args.decay_start) / args.decay_steps)
         for g in opt.param_groups:
             g["lr"] = lr
         enc = te(ids)[0]
@@ -368,6 +372,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--decay-start", type=int, default=0, help="step where a linear lr anneal to 0 starts")
+    ap.add_argument("--decay-steps", type=int, default=0, help="length of that anneal (0 = constant lr)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt-minutes", type=float, default=3.0)
     ap.add_argument("--export-minutes", type=float, default=10.0, help="0 = export only at the end")
