@@ -51,7 +51,8 @@ def cmd_run(args) -> None:
             cell = replace(cell, rows_per_call=args.rows_per_call)
         t0 = time.perf_counter()
         print(f"{name}: {len(cell.seeds)} seeds x {len(cell.rows)} rows, {cell.steps} steps, {cell.sampler}", flush=True)
-        run_cell(pipe, cell, Path(args.out), toy_scorer, progress=True, log=lambda m: print(m, flush=True))
+        run_cell(pipe, cell, Path(args.out), toy_scorer, progress=True, log=lambda m: print(m, flush=True),
+                 reverse=args.reverse)
         print(f"{name}: done in {time.perf_counter() - t0:.0f}s", flush=True)
 
 
@@ -190,6 +191,7 @@ def main(argv=None) -> None:
         if name == "run":
             p.add_argument("--cells", default=None)
             p.add_argument("--rows-per-call", type=int, default=0)
+            p.add_argument("--reverse", action="store_true", help="walk the chunks from the end (a second process)")
         if name == "signals":
             p.add_argument("--sampler", default="ddim")
             p.add_argument("--steps", type=int, default=20)

@@ -151,9 +151,10 @@ def _atomic_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def run_cell(pipe, cell: Cell, out: Path, scorer: Scorer, progress: bool = False, log=print) -> list[dict]:
+def run_cell(pipe, cell: Cell, out: Path, scorer: Scorer, progress: bool = False, log=print,
+             reverse: bool = False) -> list[dict]:
     """Run (or resume) ``cell``; return one record per image: seed, prompt, row, scores and distances to the
-    seed's ``none`` image."""
+    seed's ``none`` image. ``reverse`` walks the chunks from the end (two processes, one each way, share a cell)."""
     set_sampler(pipe, cell.sampler)
     folder = Path(out) / cell.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,8 @@ def run_cell(pipe, cell: Cell, out: Path, scorer: Scorer, progress: bool = False
         _atomic_json(meta_path, meta)
     chunks = cell.chunks()
     t0, done_now = time.perf_counter(), 0
-    for c, idx in enumerate(chunks):
+    order = list(enumerate(chunks))
+    for c, idx in (order[::-1] if reverse else order):  # reverse: a second process can work from the other end
         path = folder / f"chunk-{c:04d}.json"
         if path.exists():
             continue
