@@ -206,7 +206,7 @@ def build_report(out: Path, img: Path | None) -> dict:
                           f"{100 * d['mean']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] |")
         md.append("")
     # ---- q5: the seed's setting (PNDM 50 steps, start step 4 vs stock), paired
-    for name in ("pndm-50", "seed-exp1", "seed-exp3"):
+    for name in ("pndm-50", "seed-exp2", "seed-exp1", "seed-exp3"):
         if name in present and 4 in summaries[name]["rows"]:
             q5 = _paired_rows(load_cell(out, name), STOCK, 4)
             rep.setdefault("seed_setting", {})[name] = q5

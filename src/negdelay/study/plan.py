@@ -41,6 +41,7 @@ def cells(seeds=SEEDS) -> dict[str, Cell]:
             extra = (4,) if (s, n) == ("pndm", 50) else ()
             out[name] = Cell(name, n, frac_starts(n, extra), seeds, PLAIN, NEG, sampler=s)
     # question 5: the seed's three experiments, embedded-world analogues, PNDM 50 steps, start step 4
+    out["seed-exp2"] = Cell("seed-exp2", 50, (4,), seeds, PLAIN, NEG, sampler="pndm")
     out["seed-exp1"] = Cell("seed-exp1", 50, (4,), seeds, PLAIN, GENERIC, sampler="pndm")
     out["seed-exp3"] = Cell("seed-exp3", 50, (4,), seeds, NAMED, GENERIC, sampler="pndm")
     return out
