@@ -194,8 +194,10 @@ def judge_auto(seeds: dict, starts: list[int], chosen: dict[int, int | None]) ->
     with_dot = [s for s in chosen if seeds[s][NONE]["present"]]
 
     def outcome(pick) -> dict:
-        recs = [seeds[s][pick(s)] for s in chosen]
-        recs_dot = [seeds[s][pick(s)] for s in with_dot]
+        # a choice that is not a row of the sweep (auto may pick a start the sweep did not render) is left out here;
+        # the runtime images of auto are scored directly by the caller
+        recs = [seeds[s][pick(s)] for s in chosen if pick(s) in seeds[s]]
+        recs_dot = [seeds[s][pick(s)] for s in with_dot if pick(s) in seeds[s]]
         return {
             "present": rate([r["present"] for r in recs]),
             "present_dotted": rate([r["present"] for r in recs_dot]) if recs_dot else None,
