@@ -52,3 +52,13 @@ def test_images_have_the_right_shape_and_are_deterministic(pipe):
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
     assert a.std() > 0.05  # not a blank image
+
+
+def test_schedulers_built_from_the_shipped_config_do_not_clip_latents():
+    """SD's scheduler config says clip_sample=false; without it DDIM built from the config clips latents."""
+    from diffusers import DDIMScheduler
+
+    from negdelay.toy import load_pipeline
+
+    pipe = load_pipeline()
+    assert DDIMScheduler.from_config(pipe.scheduler.config).config.clip_sample is False
