@@ -190,25 +190,9 @@ def test_offline_emulation_matches_the_callback():
 
 # ------------------------------------------------------------------------------------------------- clip scorer
 def tiny_clip(folder):
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    from lab_util import save_tiny_clip
 
-    from negdelay.toy.tokenizer import make_tokenizer
-
-    tok = make_tokenizer(["a", "photo", "of", "glasses", "red", "cat", "blue", "dog"], model_max_length=12)
-    torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=12, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, projection_dim=16),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8, projection_dim=16),
-        projection_dim=16,
-    )
-    CLIPModel(cfg).eval().save_pretrained(str(folder))
-    proc = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                            crop_size={"height": 32, "width": 32}), tokenizer=tok)
-    proc.save_pretrained(str(folder))
-    return folder
+    return save_tiny_clip(folder, words=("a", "photo", "of", "glasses", "red", "cat", "blue", "dog"))
 
 
 def test_clip_scorer(tmp_path):
