@@ -8,11 +8,16 @@ official hook system) that, before the start step, leaves the unconditional pass
 and from the start step on replaces its text inputs with the negative's, encoded by the pipeline's own
 ``encode_prompt`` exactly as the stock pipeline encodes its ``negative_prompt``.
 
-Two ways to find the unconditional pass:
+Three ways to find the unconditional pass:
 
-- ``"context"``: the pipeline wraps it in ``transformer.cache_context("uncond")``; the hook is stateful, so
-  diffusers hands it the cache context, and it changes only calls made in the ``"uncond"`` context.
-- ``"batched"``: one call with ``[unconditional, conditional]`` rows; the hook changes the first half.
+- ``"context"``: the pipeline wraps it in ``transformer.cache_context("uncond")`` (Flux, QwenImage); the hook
+  is stateful, so diffusers hands it the cache context, and it changes only calls made in the ``"uncond"`` context.
+- ``"ordered"``: the pipeline makes two calls per step, conditional first, unconditional second, with no cache
+  context (Flux img2img, inpaint, ControlNet, Kontext); the hook changes the second call of each step.
+- ``"batched"``: one call with ``[unconditional, conditional]`` rows (SD3 img2img/inpaint, PixArt); the hook
+  changes the first half. Guidance is recognised by the pipeline's ``do_classifier_free_guidance`` where it has
+  one, else (PixArt keeps it in a local) by the two halves of the latent input being equal, as
+  ``torch.cat([latents] * 2)`` makes them.
 
 Steps follow ``negdelay.schedule`` (the same semantics as the callbacks): the loop iteration is the
 scheduler's ``step_index`` (``begin_index`` before the first step of a call). A new call is recognised by a
@@ -72,6 +77,66 @@ def _encode_sd3(pipeline, texts, current):
     return {"encoder_hidden_states": got["prompt_embeds"], "pooled_projections": got["pooled_prompt_embeds"]}
 
 
+def _encode_pixart(pipeline, texts, current, clean_caption=True):
+    """PixArt's negative path: T5 tokens padded to the prompt's length, and their attention mask."""
+    like = current["encoder_hidden_states"]
+    embeds, mask, _, _ = pipeline.encode_prompt(
+        [t[0] for t in texts], do_classifier_free_guidance=False, num_images_per_prompt=1, device=like.device,
+        clean_caption=clean_caption, max_sequence_length=like.shape[1],
+    )
+    return {"encoder_hidden_states": embeds.to(like.dtype), "encoder_attention_mask": mask.to(current["encoder_attention_mask"].dtype)}
+
+
+def _encode_qwen(pipeline, texts, current, max_sequence_length=512):
+    """QwenImage's negative path (``encode_prompt(prompt=negative_prompt)``): variable length, mask or None."""
+    like = current["encoder_hidden_states"]
+    embeds, mask = pipeline.encode_prompt(
+        prompt=[t[0] for t in texts], device=like.device, num_images_per_prompt=1, max_sequence_length=max_sequence_length,
+    )
+    if mask is None:
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+    return {"encoder_hidden_states": embeds.to(like.dtype), "encoder_hidden_states_mask": mask}
+
+
+def _concat_rows(own: dict, negative: dict, keys) -> dict:
+    """Row ``r`` from the pipeline's own unconditional pass (key None) or from the negative's row ``key``."""
+    return {
+        name: torch.cat([own[name][r : r + 1] if k is None else negative[name][k : k + 1] for r, k in enumerate(keys)])
+        for name in own
+    }
+
+
+def _concat_padded(own: dict, negative: dict, keys) -> dict:
+    """QwenImage: rows of different token lengths, zero-padded and masked as the pipeline pads a batch of prompts;
+    columns no row uses are dropped, and an all-ones mask is ``None``, so that when every row takes the negative
+    the inputs are exactly what the stock pipeline passes for that ``negative_prompt``."""
+    tokens, mask = own["encoder_hidden_states"], own["encoder_hidden_states_mask"]
+    if mask is None:
+        mask = torch.ones(tokens.shape[:2], dtype=torch.long, device=tokens.device)
+    rows, masks = [], []
+    for r, k in enumerate(keys):
+        t, m = (tokens[r], mask[r]) if k is None else (negative["encoder_hidden_states"][k], negative["encoder_hidden_states_mask"][k])
+        rows.append(t)
+        masks.append(m)
+    used = max(int(m.nonzero().max()) + 1 if m.any() else 0 for m in masks)
+    width = max(used, 1)
+    out_t = torch.stack([torch.cat([t[:width], t.new_zeros(max(0, width - t.shape[0]), t.shape[1])]) for t in rows])
+    out_m = torch.stack([torch.cat([m[:width], m.new_zeros(max(0, width - m.shape[0]))]) for m in masks])
+    return {"encoder_hidden_states": out_t, "encoder_hidden_states_mask": None if bool(out_m.all()) else out_m}
+
+
+def _cfg_property(pipeline, hidden, n_total) -> bool:
+    return bool(getattr(pipeline, "do_classifier_free_guidance", True))
+
+
+def _cfg_equal_halves(pipeline, hidden, n_total) -> bool:
+    """PixArt decides guidance in a local variable; under guidance its latent input is ``cat([latents] * 2)``."""
+    if hidden is None or n_total % 2:
+        return False
+    half = n_total // 2
+    return bool(torch.equal(hidden[:half], hidden[half:]))
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a pipeline's unconditional pass is and how to encode a negative for it."""
@@ -79,21 +144,45 @@ class Target:
     name: str
     pipelines: tuple[str, ...]
     model: str  # the pipeline attribute of the denoiser
-    mode: str  # "context" (cache_context("uncond")) or "batched" (first half of the rows)
+    mode: str  # "context" (cache_context("uncond")), "ordered" (2nd call of a step) or "batched" (first half)
     inputs: tuple[str, ...]  # keyword arguments of the denoiser that carry the text
-    encode: Callable
+    encode: Callable  # (pipeline, texts, current inputs, **options) -> {input name: one row per text}
     prompts: tuple[str, ...]  # per-encoder negative arguments apply() accepts besides negative_prompt
     needs: str  # what the user passes to the pipeline so that the unconditional pass runs
+    options: tuple[tuple[str, object], ...] = ()  # encoding options apply() accepts, with their defaults
+    merge: Callable = _concat_rows  # builds the unconditional inputs row by row
+    cfg: Callable = _cfg_property  # batched mode: whether this call holds unconditional rows
 
     def serves(self, pipeline) -> bool:
         return any(cls.__name__ in self.pipelines for cls in type(pipeline).__mro__)
 
 
+_FLUX_NEEDS = "true_cfg_scale > 1 and a negative_prompt (\"\" is fine) in the pipeline call"
+
 TARGETS: list[Target] = [
     Target(
         name="flux-true-cfg", pipelines=("FluxPipeline",), model="transformer", mode="context",
         inputs=("encoder_hidden_states", "pooled_projections"), encode=_encode_flux, prompts=("negative_prompt_2",),
-        needs="true_cfg_scale > 1 and a negative_prompt (\"\" is fine) in the pipeline call",
+        needs=_FLUX_NEEDS,
+    ),
+    Target(
+        name="flux-true-cfg-ordered",
+        pipelines=("FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxControlNetPipeline", "FluxKontextPipeline",
+                   "FluxKontextInpaintPipeline"),
+        model="transformer", mode="ordered", inputs=("encoder_hidden_states", "pooled_projections"),
+        encode=_encode_flux, prompts=("negative_prompt_2",), needs=_FLUX_NEEDS,
+    ),
+    Target(
+        name="qwenimage-true-cfg",
+        pipelines=("QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"),
+        model="transformer", mode="context", inputs=("encoder_hidden_states", "encoder_hidden_states_mask"),
+        encode=_encode_qwen, prompts=(), options=(("max_sequence_length", 512),), merge=_concat_padded,
+        needs=_FLUX_NEEDS,
+    ),
+    Target(
+        name="pixart-batched", pipelines=("PixArtAlphaPipeline", "PixArtSigmaPipeline"), model="transformer",
+        mode="batched", inputs=("encoder_hidden_states", "encoder_attention_mask"), encode=_encode_pixart, prompts=(),
+        options=(("clean_caption", True),), cfg=_cfg_equal_halves, needs="guidance_scale > 1",
     ),
     Target(
         name="sd3-batched", pipelines=("StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline"),
@@ -174,12 +263,13 @@ class DelayedNegativeHook(ModelHook):
 
     _is_stateful = True
 
-    def __init__(self, pipeline, target: Target, rows, texts):
+    def __init__(self, pipeline, target: Target, rows, texts, options: dict | None = None):
         super().__init__()
         self.pipeline = pipeline
         self.target = target
         self.rows = rows
         self.texts = texts
+        self.options = dict(options or {})
         self.context = StateManager(_NoState)  # diffusers sets .set_context() around cache_context blocks
         self._cache: tuple | None = None
         self._new_call()
@@ -191,6 +281,7 @@ class DelayedNegativeHook(ModelHook):
         self._built: dict[tuple, dict[str, torch.Tensor]] = {}
         self._uncond_seen = False
         self._warned = False
+        self._step_calls = (None, 0)  # ordered mode: (iteration, calls made in it so far)
 
     def reset_state(self, module):
         self._new_call()
@@ -222,11 +313,41 @@ class DelayedNegativeHook(ModelHook):
     def _negative(self, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         like = current[self.target.inputs[0]]
         encoders = tuple(id(getattr(self.pipeline, n, None)) for n in ("text_encoder", "text_encoder_2", "text_encoder_3"))
-        key = (tuple(self.texts), like.shape[1:], like.device, like.dtype, encoders, lora_scale(self.pipeline))
+        options = tuple(sorted(self.options.items()))
+        key = (tuple(self.texts), like.shape[2:], like.device, like.dtype, encoders, lora_scale(self.pipeline), options)
+        if self.target.merge is _concat_rows:
+            key += (like.shape[1],)  # the negative is padded to the prompt's token length
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                self._cache = (key, self.target.encode(self.pipeline, self.texts, current))
+                self._cache = (key, self.target.encode(self.pipeline, self.texts, current, **self.options))
         return self._cache[1]
+
+    def _unconditional(self, args, kwargs, it: int):
+        """Rows of this call that are the unconditional pass: None (none of them) or (row count, in first half)."""
+        mode = self.target.mode
+        if mode == "batched":
+            total = kwargs[self.target.inputs[0]].shape[0]
+            hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("sample"))
+            return (total // 2, True) if self.target.cfg(self.pipeline, hidden, total) else None
+        if mode == "context":
+            context = self.context._context
+            uncond = context is not None and context.name == "uncond"
+        else:  # ordered: the second call of each step
+            last, count = self._step_calls
+            count = count + 1 if last == it else 0
+            self._step_calls = (it, count)
+            uncond = count == 1
+        if not uncond:
+            if it >= 1 and not self._uncond_seen and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"negdelay.apply: {type(self.pipeline).__name__} ran no unconditional pass, so the delayed "
+                    f"negative does nothing; it needs {self.target.needs}",
+                    stacklevel=3,
+                )
+            return None
+        self._uncond_seen = True
+        return kwargs[self.target.inputs[0]].shape[0], False
 
     # -- the hook ---------------------------------------------------------------------------------------------
 
@@ -237,26 +358,16 @@ class DelayedNegativeHook(ModelHook):
             self._timesteps = timesteps
             self._plan = None
             self._new_call()
-        if self.target.mode == "context":
-            context = self.context._context
-            if context is None or context.name != "uncond":
-                if it >= 1 and not self._uncond_seen and not self._warned:
-                    self._warned = True
-                    warnings.warn(
-                        f"negdelay.apply: {type(self.pipeline).__name__} ran no unconditional pass, so the delayed "
-                        f"negative does nothing; it needs {self.target.needs}",
-                        stacklevel=2,
-                    )
-                return args, kwargs
-            self._uncond_seen = True
-            n_rows, half = kwargs[self.target.inputs[0]].shape[0], False
-        else:
-            if not getattr(self.pipeline, "do_classifier_free_guidance", True):
-                return args, kwargs
-            total = kwargs[self.target.inputs[0]].shape[0]
-            n_rows, half = total // 2, True
-        if args:
-            raise TypeError(f"negdelay.apply: {type(module).__name__} was called with positional arguments; expected keywords")
+        missing = [name for name in self.target.inputs if name not in kwargs]
+        if missing:
+            raise TypeError(
+                f"negdelay.apply: {type(module).__name__} was called without the keyword arguments {missing}; "
+                f"negdelay expects {type(self.pipeline).__name__} to pass {list(self.target.inputs)} by keyword"
+            )
+        found = self._unconditional(args, kwargs, it)
+        if found is None:
+            return args, kwargs
+        n_rows, half = found
         if self._plan is None:
             self._begin(n_rows)
         keys = self._plan[min(it, len(self._plan) - 1)]
@@ -265,12 +376,8 @@ class DelayedNegativeHook(ModelHook):
         built = self._built.get(keys)  # the unconditional rows for these keys, made once per call
         if built is None:
             current = {name: kwargs[name] for name in self.target.inputs}
-            negative = self._negative(current)
-            built = {}
-            for name in self.target.inputs:
-                own = current[name][:n_rows]
-                parts = [own[r : r + 1] if k is None else negative[name][k : k + 1] for r, k in enumerate(keys)]
-                built[name] = torch.cat(parts)
+            own = {name: None if t is None else t[:n_rows] for name, t in current.items()}
+            built = self.target.merge(own, self._negative(current), keys)
             self._built[keys] = built
         if half:  # [unconditional, conditional]: the conditional half is taken as the pipeline passes it
             built = {name: torch.cat([t, kwargs[name][n_rows:]]) for name, t in built.items()}
@@ -315,7 +422,8 @@ def apply(
     """Delay ``negative_prompt`` on ``pipeline`` (one a step-end callback cannot serve) until the start step.
 
     Same schedule arguments and step semantics as ``DelayedNegative``; per-encoder negatives
-    (``negative_prompt_2``, ...) as the pipeline takes them. Applying again replaces the earlier
+    (``negative_prompt_2``, ...) as the pipeline takes them; encoding options where the pipeline's call has them
+    (PixArt ``clean_caption=True``, QwenImage ``max_sequence_length=512``: give the values of your pipeline call). Applying again replaces the earlier
     schedule (idempotent); ``remove(pipeline)`` restores the stock pipeline. Returns a context manager.
     """
     target = target_for(pipeline)
@@ -333,9 +441,14 @@ def apply(
         raise TypeError(
             f"negdelay.apply does not serve {type(pipeline).__name__}. It serves: {', '.join(served)}.{hint}"
         )
-    unknown = sorted(set(more_prompts) - set(target.prompts))
+    defaults = dict(target.options)
+    unknown = sorted(set(more_prompts) - set(target.prompts) - set(defaults))
     if unknown:
-        raise TypeError(f"apply() got unknown arguments {unknown} for {type(pipeline).__name__}; allowed extra negatives: {list(target.prompts)}")
+        raise TypeError(
+            f"apply() got unknown arguments {unknown} for {type(pipeline).__name__}; allowed extra negatives: "
+            f"{list(target.prompts)}, encoding options: {list(defaults)}"
+        )
+    options = {name: more_prompts.pop(name, value) for name, value in defaults.items()}
     start = sch.point_from("start", start_step, start_fraction, start_sigma, required=segments is None)
     stop = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, required=False)
     more = {name: more_prompts.get(name) for name in target.prompts}
@@ -344,7 +457,7 @@ def apply(
     if model is None:
         raise ValueError(f"{type(pipeline).__name__} has no {target.model}: nothing to hook")
     remove(pipeline)
-    hook = DelayedNegativeHook(pipeline, target, rows, texts)
+    hook = DelayedNegativeHook(pipeline, target, rows, texts, options)
     HookRegistry.check_if_exists_or_initialize(model).register_hook(hook, HOOK_NAME)
     return Applied(pipeline, hook)
 

@@ -22,6 +22,10 @@ FRACTIONS = (0.5, 0.7, 0.8, 0.9, 0.95)
 #: the full per-step sweep (question 2, the oracle): DDIM, 20 steps, every start from 1 to 19, so every choice auto
 #: can make is a row of the sweep
 FULL_STARTS = tuple(range(1, 20))
+#: fixed-step probes for the 50-step cells: the 20-step runs put the 50 %-removal point near step 13 (fraction 0.66);
+#: at 50 steps a fixed critical step would show it near step 13 again, a fixed fraction near step 33, so both must
+#: be rows of the 50-step cells (question 4)
+STEP_PROBES_50 = (5, 10, 13, 17, 20, 33)
 
 
 def frac_starts(steps: int, extra: tuple[int, ...] = ()) -> tuple[int, ...]:
@@ -38,7 +42,9 @@ def cells(seeds=SEEDS) -> dict[str, Cell]:
             name = f"{s}-{n}"
             if name == "ddim-20":
                 continue  # the full sweep covers it
-            extra = (4,) if (s, n) == ("pndm", 50) else ()
+            extra = STEP_PROBES_50 if n == 50 else ()
+            if (s, n) == ("pndm", 50):
+                extra = extra + (4,)
             out[name] = Cell(name, n, frac_starts(n, extra), seeds, PLAIN, NEG, sampler=s)
     # question 5: the seed's three experiments, embedded-world analogues, PNDM 50 steps, start step 4
     out["seed-exp2"] = Cell("seed-exp2", 50, (4,), seeds, PLAIN, NEG, sampler="pndm")
