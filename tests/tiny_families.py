@@ -174,3 +174,23 @@ def reference(pipe, model, change):
 
 def no_change(step, index, kwargs):
     return None
+
+
+def tiny_pixart(scheduler=None, cls=None):
+    """A tiny PixArt-Alpha (or ``cls=PixArtSigmaPipeline``): T5 (d_model 32) and a 2-layer PixArt transformer with
+    learned sigma; 16x16 images; use ``max_sequence_length=8``."""
+    from diffusers import DPMSolverMultistepScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
+
+    tokenizer = make_tokenizer(WORDS, model_max_length=16)
+    torch.manual_seed(0)
+    transformer = PixArtTransformer2DModel(
+        sample_size=8, num_layers=2, patch_size=2, attention_head_dim=8, num_attention_heads=3, caption_channels=HIDDEN,
+        in_channels=4, cross_attention_dim=24, out_channels=8, attention_bias=True, activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000, norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6,
+    ).eval()
+    pipe = (cls or PixArtAlphaPipeline)(
+        tokenizer=tokenizer, text_encoder=t5(tokenizer, 2), vae=_vae(), transformer=transformer,
+        scheduler=scheduler or DPMSolverMultistepScheduler(),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

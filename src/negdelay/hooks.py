@@ -15,9 +15,8 @@ Three ways to find the unconditional pass:
 - ``"ordered"``: the pipeline makes two calls per step, conditional first, unconditional second, with no cache
   context (Flux img2img, inpaint, ControlNet, Kontext); the hook changes the second call of each step.
 - ``"batched"``: one call with ``[unconditional, conditional]`` rows (SD3 img2img/inpaint, PixArt); the hook
-  changes the first half. Guidance is recognised by the pipeline's ``do_classifier_free_guidance`` where it has
-  one, else (PixArt keeps it in a local) by the two halves of the latent input being equal, as
-  ``torch.cat([latents] * 2)`` makes them.
+  changes the first half. Guidance is recognised by the pipeline's ``do_classifier_free_guidance`` property, or
+  (PixArt keeps it in a local of ``__call__``) by that local, read from the pipeline's running frame.
 
 Steps follow ``negdelay.schedule`` (the same semantics as the callbacks): the loop iteration is the
 scheduler's ``step_index`` (``begin_index`` before the first step of a call). A new call is recognised by a
@@ -36,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -129,8 +129,20 @@ def _cfg_property(pipeline, hidden, n_total) -> bool:
     return bool(getattr(pipeline, "do_classifier_free_guidance", True))
 
 
-def _cfg_equal_halves(pipeline, hidden, n_total) -> bool:
-    """PixArt decides guidance in a local variable; under guidance its latent input is ``cat([latents] * 2)``."""
+def _cfg_local(pipeline, hidden, n_total) -> bool:
+    """PixArt decides guidance in a local variable of its ``__call__`` (``do_classifier_free_guidance``, no
+    property): read it from the pipeline's running frame. Where that frame cannot be found, fall back to the
+    latent input's two halves being equal, as ``torch.cat([latents] * 2)`` makes them under guidance."""
+    frame = sys._getframe(1)
+    for _ in range(32):
+        if frame is None:
+            break
+        if frame.f_code.co_name == "__call__" and frame.f_locals.get("self") is pipeline:
+            local = frame.f_locals.get("do_classifier_free_guidance")
+            if isinstance(local, bool):
+                return local
+            break
+        frame = frame.f_back
     if hidden is None or n_total % 2:
         return False
     half = n_total // 2
@@ -182,7 +194,7 @@ TARGETS: list[Target] = [
     Target(
         name="pixart-batched", pipelines=("PixArtAlphaPipeline", "PixArtSigmaPipeline"), model="transformer",
         mode="batched", inputs=("encoder_hidden_states", "encoder_attention_mask"), encode=_encode_pixart, prompts=(),
-        options=(("clean_caption", True),), cfg=_cfg_equal_halves, needs="guidance_scale > 1",
+        options=(("clean_caption", True),), cfg=_cfg_local, needs="guidance_scale > 1",
     ),
     Target(
         name="sd3-batched", pipelines=("StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline"),
@@ -274,6 +286,7 @@ class DelayedNegativeHook(ModelHook):
         self._cache: tuple | None = None
         self._new_call()
         self._timesteps = None
+        self._count = 0
         self.last_plan: list[tuple] | None = None
 
     def _new_call(self) -> None:
@@ -290,18 +303,27 @@ class DelayedNegativeHook(ModelHook):
 
     # -- per call ---------------------------------------------------------------------------------------------
 
-    def _iteration(self) -> int:
+    def _iteration(self) -> tuple[int, bool]:
+        """(loop iteration, whether this is the first denoiser call of a new pipeline call)."""
         sched = self.pipeline.scheduler
+        timesteps = sched.timesteps
+        fresh = timesteps is not self._timesteps
         if not hasattr(sched, "step_index"):
-            raise ValueError(
-                f"negdelay.apply: {type(sched).__name__} has no step_index, so the hook cannot tell the step; "
-                "use a scheduler with step_index (e.g. FlowMatchEulerDiscreteScheduler)"
-            )
-        index = sched.step_index
-        if index is None:
-            index = sched.begin_index or 0
-        begin = len(sched.timesteps) - (getattr(self.pipeline, "_num_timesteps", None) or len(sched.timesteps))
-        return int(index) - begin
+            if self.target.mode != "batched":
+                raise ValueError(
+                    f"negdelay.apply: {type(sched).__name__} has no step_index, so the hook cannot tell the step; "
+                    "use a scheduler with step_index (e.g. FlowMatchEulerDiscreteScheduler)"
+                )
+            # one denoiser call per loop iteration (batched guidance): count the calls of this pipeline call
+            it = 0 if fresh else self._count + 1
+        else:
+            index = sched.step_index
+            if index is None:
+                index = sched.begin_index or 0
+            begin = len(timesteps) - (getattr(self.pipeline, "_num_timesteps", None) or len(timesteps))
+            it = int(index) - begin
+        self._count = it
+        return it, fresh and it == 0
 
     def _begin(self, n_rows: int) -> None:
         self._built = {}
@@ -352,10 +374,9 @@ class DelayedNegativeHook(ModelHook):
     # -- the hook ---------------------------------------------------------------------------------------------
 
     def pre_forward(self, module, *args, **kwargs):
-        it = self._iteration()
-        timesteps = self.pipeline.scheduler.timesteps
-        if it == 0 and timesteps is not self._timesteps:
-            self._timesteps = timesteps
+        it, new_call = self._iteration()
+        if new_call:
+            self._timesteps = self.pipeline.scheduler.timesteps
             self._plan = None
             self._new_call()
         missing = [name for name in self.target.inputs if name not in kwargs]

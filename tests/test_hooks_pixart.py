@@ -1,0 +1,136 @@
+"""``negdelay.apply`` on PixArt-Alpha/Sigma: one batched transformer call per step, ``[unconditional, conditional]``
+rows, with the T5 attention mask as a second text input, no ``callback_on_step_end`` and no guidance property.
+
+The reference (no hooks) wraps ``transformer.forward`` and, at the chosen progress-bar steps, puts into the first
+half of ``encoder_hidden_states`` and ``encoder_attention_mask`` the rows a stock call made for the negative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PixArtSigmaPipeline, PNDMScheduler
+from tiny_families import no_change, reference, tiny_pixart
+
+import negdelay
+from negdelay import hooks
+
+PROMPTS = ["a girl eating pizza", "a photo of a cat"]
+NEGS = ["glasses", "blurry dog"]
+STEPS = 5
+INPUTS = ("encoder_hidden_states", "encoder_attention_mask")
+KW = dict(height=16, width=16, max_sequence_length=8, clean_caption=False, use_resolution_binning=False)
+
+SCHEDULERS = {  # DDIM and PNDM have no step_index: the hook counts the batched calls of the run
+    "dpm++2m": DPMSolverMultistepScheduler,
+    "euler": EulerDiscreteScheduler,
+    "ddim": DDIMScheduler,
+    "pndm": lambda: PNDMScheduler(skip_prk_steps=True),
+}
+
+
+def run(pipe, negative_prompt=("", ""), prompt=PROMPTS, **kw):
+    args = {"num_inference_steps": STEPS, "output_type": "np", **KW, **kw}
+    return pipe(list(prompt), negative_prompt=list(negative_prompt), generator=torch.Generator().manual_seed(0), **args).images
+
+
+def captured(pipe, negative_prompt, n_rows, **kw):
+    with reference(pipe, "transformer", no_change) as calls:
+        run(pipe, negative_prompt, output_type="latent", **kw)
+    first = calls[0][1]
+    return {name: first[name][:n_rows].clone() for name in INPUTS}
+
+
+def swap(neg, steps):
+    n = len(neg["encoder_hidden_states"])
+
+    def change(step, index, kwargs):
+        if steps(step):
+            for name in INPUTS:
+                kwargs[name] = torch.cat([neg[name], kwargs[name][n:]])
+
+    return change
+
+
+@pytest.mark.parametrize("sched", list(SCHEDULERS))
+@pytest.mark.parametrize("k", [1, 3])
+def test_equals_reference(sched, k):
+    pipe = tiny_pixart(SCHEDULERS[sched]())
+    assert hooks.target_for(pipe).mode == "batched"
+    neg = captured(pipe, NEGS, 4, num_images_per_prompt=2)
+    assert not torch.equal(neg["encoder_attention_mask"][0], neg["encoder_attention_mask"][2])  # masks differ per text
+    with negdelay.apply(pipe, NEGS, start_step=k, clean_caption=False):
+        got = run(pipe, num_images_per_prompt=2)
+    with reference(pipe, "transformer", swap(neg, lambda s: s >= k)) as calls:
+        want = run(pipe, num_images_per_prompt=2)
+    assert max(s for s, _ in calls) == STEPS - 1
+    assert got.shape == (4, 16, 16, 3)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, run(pipe, num_images_per_prompt=2))
+
+
+def test_sigma_pipeline_fraction_and_stop():
+    pipe = tiny_pixart(cls=PixArtSigmaPipeline)
+    neg = captured(pipe, NEGS, 2)
+    with negdelay.apply(pipe, NEGS, start_fraction=0.2, stop_step=4, clean_caption=False):  # steps 1..3
+        got = run(pipe)
+    assert np.array_equal(got, tiny_ref(pipe, swap(neg, lambda s: 1 <= s < 4)))
+
+
+def tiny_ref(pipe, change, **kw):
+    with reference(pipe, "transformer", change):
+        return run(pipe, **kw)
+
+
+def test_mask_must_be_swapped_too():
+    """A swap of the tokens without the T5 mask changes the image: the reference would catch a tokens-only hook."""
+    pipe = tiny_pixart()
+    neg = captured(pipe, ["a very blurry dog", "glasses"], 2)
+    both = tiny_ref(pipe, swap(neg, lambda s: s >= 2))
+
+    def tokens_only(step, index, kwargs):
+        if step >= 2:
+            kwargs["encoder_hidden_states"] = torch.cat([neg["encoder_hidden_states"], kwargs["encoder_hidden_states"][2:]])
+
+    assert np.abs(tiny_ref(pipe, tokens_only) - both).max() > 1e-4
+    with negdelay.apply(pipe, ["a very blurry dog", "glasses"], start_step=2, clean_caption=False):
+        assert np.array_equal(run(pipe), both)
+
+
+def test_clean_caption_option_follows_the_call():
+    """The negative is preprocessed as the call's ``clean_caption`` says (lower-cased at least): give apply() the
+    same value as the pipeline call."""
+    pipe = tiny_pixart()
+    neg = captured(pipe, ["GLASSES", "Blurry Dog"], 2)
+    with negdelay.apply(pipe, ["GLASSES", "Blurry Dog"], start_step=2, clean_caption=False):
+        got = run(pipe)
+    assert np.array_equal(got, tiny_ref(pipe, swap(neg, lambda s: s >= 2)))
+    with pytest.raises(TypeError, match=r"unknown arguments \['negative_prompt_2'\].*encoding options: \['clean_caption'\]"):
+        negdelay.apply(pipe, "glasses", start_step=2, negative_prompt_2="x")
+
+
+def test_without_guidance_changes_nothing_even_with_equal_latent_halves():
+    """guidance_scale=1: no unconditional rows. Two images from the same latents and prompt make the halves of the
+    transformer's input equal; the hook reads the pipeline's own decision and leaves them alone."""
+    pipe = tiny_pixart()
+    latents = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(1)).repeat(2, 1, 1, 1)
+    kw = dict(guidance_scale=1.0, latents=latents)
+    stock = run(pipe, prompt=[PROMPTS[0]] * 2, **kw)
+    with negdelay.apply(pipe, "glasses", start_step=1, clean_caption=False):
+        got = run(pipe, prompt=[PROMPTS[0]] * 2, **kw)
+    assert np.array_equal(got, stock)
+
+
+def test_never_switching_and_remove():
+    pipe = tiny_pixart(DDIMScheduler())
+    stock = run(pipe)
+    for kw in (dict(start_step=STEPS), dict(start_fraction=1.0)):
+        with negdelay.apply(pipe, NEGS, clean_caption=False, **kw):
+            assert np.array_equal(run(pipe), stock)
+    negdelay.apply(pipe, NEGS, start_step=1, clean_caption=False)
+    first = run(pipe)
+    assert np.array_equal(run(pipe), first)  # a second call counts its steps from 0 again
+    assert not np.array_equal(first, stock)
+    negdelay.remove(pipe)
+    assert np.array_equal(run(pipe), stock)
