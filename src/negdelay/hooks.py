@@ -98,6 +98,17 @@ def _encode_qwen(pipeline, texts, current, max_sequence_length=512):
     return {"encoder_hidden_states": embeds.to(like.dtype), "encoder_hidden_states_mask": mask}
 
 
+def _encode_sdxl(pipeline, texts, current):
+    """SDXL's negative path (the SDXL family adapter), mapped to the UNet's argument names."""
+    from .families.sdxl import SDXL
+
+    got = SDXL().encode(
+        pipeline, [t if len(t) == 2 else (t[0], t[0]) for t in texts],
+        {"prompt_embeds": current["encoder_hidden_states"], "add_text_embeds": current["added_cond_kwargs.text_embeds"]},
+    )
+    return {"encoder_hidden_states": got["prompt_embeds"], "added_cond_kwargs.text_embeds": got["add_text_embeds"]}
+
+
 def _concat_rows(own: dict, negative: dict, keys) -> dict:
     """Row ``r`` from the pipeline's own unconditional pass (key None) or from the negative's row ``key``."""
     return {
@@ -129,20 +140,30 @@ def _cfg_property(pipeline, hidden, n_total) -> bool:
     return bool(getattr(pipeline, "do_classifier_free_guidance", True))
 
 
+def _call_local(pipeline, name: str):
+    """A local variable of the pipeline's running ``__call__`` (None where there is no such frame or name)."""
+    frame = sys._getframe(1)
+    for _ in range(32):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "__call__" and frame.f_locals.get("self") is pipeline:
+            return frame.f_locals.get(name)
+        frame = frame.f_back
+    return None
+
+
+def _cfg_controlnet(pipeline, hidden, n_total) -> bool:
+    """The ControlNet sees the unconditional rows unless ``guess_mode`` (then it runs on the conditional rows only)."""
+    return bool(getattr(pipeline, "do_classifier_free_guidance", True)) and _call_local(pipeline, "guess_mode") is not True
+
+
 def _cfg_local(pipeline, hidden, n_total) -> bool:
     """PixArt decides guidance in a local variable of its ``__call__`` (``do_classifier_free_guidance``, no
     property): read it from the pipeline's running frame. Where that frame cannot be found, fall back to the
     latent input's two halves being equal, as ``torch.cat([latents] * 2)`` makes them under guidance."""
-    frame = sys._getframe(1)
-    for _ in range(32):
-        if frame is None:
-            break
-        if frame.f_code.co_name == "__call__" and frame.f_locals.get("self") is pipeline:
-            local = frame.f_locals.get("do_classifier_free_guidance")
-            if isinstance(local, bool):
-                return local
-            break
-        frame = frame.f_back
+    local = _call_local(pipeline, "do_classifier_free_guidance")
+    if isinstance(local, bool):
+        return local
     if hidden is None or n_total % 2:
         return False
     half = n_total // 2
@@ -164,6 +185,7 @@ class Target:
     options: tuple[tuple[str, object], ...] = ()  # encoding options apply() accepts, with their defaults
     merge: Callable = _concat_rows  # builds the unconditional inputs row by row
     cfg: Callable = _cfg_property  # batched mode: whether this call holds unconditional rows
+    also: tuple[tuple[str, Callable], ...] = ()  # more models that see the same rows: (pipeline attribute, cfg)
 
     def serves(self, pipeline) -> bool:
         return any(cls.__name__ in self.pipelines for cls in type(pipeline).__mro__)
@@ -190,6 +212,11 @@ TARGETS: list[Target] = [
         model="transformer", mode="context", inputs=("encoder_hidden_states", "encoder_hidden_states_mask"),
         encode=_encode_qwen, prompts=(), options=(("max_sequence_length", 512),), merge=_concat_padded,
         needs=_FLUX_NEEDS,
+    ),
+    Target(
+        name="sdxl-controlnet-inpaint", pipelines=("StableDiffusionXLControlNetInpaintPipeline",), model="unet",
+        mode="batched", inputs=("encoder_hidden_states", "added_cond_kwargs.text_embeds"), encode=_encode_sdxl,
+        prompts=("negative_prompt_2",), needs="guidance_scale > 1", also=(("controlnet", _cfg_controlnet),),
     ),
     Target(
         name="pixart-batched", pipelines=("PixArtAlphaPipeline", "PixArtSigmaPipeline"), model="transformer",
@@ -265,6 +292,27 @@ def _rows(negative_prompt, more: dict, start, stop, segments) -> tuple[list[list
     return [sch.window(a, k, b) for k, a, b in zip(keys, starts, stops)], texts
 
 
+_MISSING = object()
+
+
+def _get(kwargs: dict, name: str, default=None):
+    """``kwargs[name]``; a dotted name reads a nested dict (``added_cond_kwargs.text_embeds``)."""
+    head, _, rest = name.partition(".")
+    value = kwargs.get(head, default if not rest else None)
+    if rest:
+        return value.get(rest, default) if isinstance(value, dict) else default
+    return value
+
+
+def _put(kwargs: dict, name: str, value) -> None:
+    """Set ``kwargs[name]`` in place; a nested dict is copied first (the pipeline may share it between models)."""
+    head, _, rest = name.partition(".")
+    if rest:
+        kwargs[head] = {**kwargs[head], rest: value}
+    else:
+        kwargs[head] = value
+
+
 class _NoState(BaseState):
     def reset(self, *args, **kwargs) -> None:
         pass
@@ -275,15 +323,17 @@ class DelayedNegativeHook(ModelHook):
 
     _is_stateful = True
 
-    def __init__(self, pipeline, target: Target, rows, texts, options: dict | None = None):
+    def __init__(self, pipeline, target: Target, rows, texts, options: dict | None = None, cfg: Callable | None = None,
+                 shared: dict | None = None):
         super().__init__()
         self.pipeline = pipeline
         self.target = target
+        self.cfg = cfg or target.cfg
         self.rows = rows
         self.texts = texts
         self.options = dict(options or {})
         self.context = StateManager(_NoState)  # diffusers sets .set_context() around cache_context blocks
-        self._cache: tuple | None = None
+        self._shared = shared if shared is not None else {}  # the encoded negative, shared by the hooks of one apply()
         self._new_call()
         self._timesteps = None
         self._count = 0
@@ -339,18 +389,19 @@ class DelayedNegativeHook(ModelHook):
         key = (tuple(self.texts), like.shape[2:], like.device, like.dtype, encoders, lora_scale(self.pipeline), options)
         if self.target.merge is _concat_rows:
             key += (like.shape[1],)  # the negative is padded to the prompt's token length
-        if self._cache is None or self._cache[0] != key:
+        cached = self._shared.get("negative")
+        if cached is None or cached[0] != key:
             with torch.no_grad():
-                self._cache = (key, self.target.encode(self.pipeline, self.texts, current, **self.options))
-        return self._cache[1]
+                cached = self._shared["negative"] = (key, self.target.encode(self.pipeline, self.texts, current, **self.options))
+        return cached[1]
 
     def _unconditional(self, args, kwargs, it: int):
         """Rows of this call that are the unconditional pass: None (none of them) or (row count, in first half)."""
         mode = self.target.mode
         if mode == "batched":
-            total = kwargs[self.target.inputs[0]].shape[0]
+            total = _get(kwargs, self.target.inputs[0]).shape[0]
             hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("sample"))
-            return (total // 2, True) if self.target.cfg(self.pipeline, hidden, total) else None
+            return (total // 2, True) if self.cfg(self.pipeline, hidden, total) else None
         if mode == "context":
             context = self.context._context
             uncond = context is not None and context.name == "uncond"
@@ -369,7 +420,7 @@ class DelayedNegativeHook(ModelHook):
                 )
             return None
         self._uncond_seen = True
-        return kwargs[self.target.inputs[0]].shape[0], False
+        return _get(kwargs, self.target.inputs[0]).shape[0], False
 
     # -- the hook ---------------------------------------------------------------------------------------------
 
@@ -379,7 +430,7 @@ class DelayedNegativeHook(ModelHook):
             self._timesteps = self.pipeline.scheduler.timesteps
             self._plan = None
             self._new_call()
-        missing = [name for name in self.target.inputs if name not in kwargs]
+        missing = [name for name in self.target.inputs if _get(kwargs, name, _MISSING) is _MISSING]
         if missing:
             raise TypeError(
                 f"negdelay.apply: {type(module).__name__} was called without the keyword arguments {missing}; "
@@ -396,13 +447,16 @@ class DelayedNegativeHook(ModelHook):
             return args, kwargs
         built = self._built.get(keys)  # the unconditional rows for these keys, made once per call
         if built is None:
-            current = {name: kwargs[name] for name in self.target.inputs}
+            current = {name: _get(kwargs, name) for name in self.target.inputs}
             own = {name: None if t is None else t[:n_rows] for name, t in current.items()}
             built = self.target.merge(own, self._negative(current), keys)
             self._built[keys] = built
         if half:  # [unconditional, conditional]: the conditional half is taken as the pipeline passes it
-            built = {name: torch.cat([t, kwargs[name][n_rows:]]) for name, t in built.items()}
-        return args, {**kwargs, **built}
+            built = {name: torch.cat([t, _get(kwargs, name)[n_rows:]]) for name, t in built.items()}
+        out = dict(kwargs)
+        for name, t in built.items():
+            _put(out, name, t)
+        return args, out
 
 
 # -- public API -------------------------------------------------------------------------------------------
@@ -474,20 +528,29 @@ def apply(
     stop = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, required=False)
     more = {name: more_prompts.get(name) for name in target.prompts}
     rows, texts = _rows(negative_prompt, more, start, stop, segments)
-    model = getattr(pipeline, target.model, None)
-    if model is None:
+    models = _models(pipeline, target)
+    if models[0][1] is None:
         raise ValueError(f"{type(pipeline).__name__} has no {target.model}: nothing to hook")
     remove(pipeline)
-    hook = DelayedNegativeHook(pipeline, target, rows, texts, options)
-    HookRegistry.check_if_exists_or_initialize(model).register_hook(hook, HOOK_NAME)
-    return Applied(pipeline, hook)
+    shared: dict = {}
+    hooks = []
+    for (name, model), cfg in zip(models, (target.cfg, *(c for _, c in target.also))):
+        if model is None:
+            continue
+        hook = DelayedNegativeHook(pipeline, target, rows, texts, options, cfg=cfg, shared=shared)
+        HookRegistry.check_if_exists_or_initialize(model).register_hook(hook, HOOK_NAME)
+        hooks.append(hook)
+    return Applied(pipeline, hooks[0])
+
+
+def _models(pipeline, target: Target | None) -> list[tuple[str, object]]:
+    names = [target.model, *(n for n, _ in target.also)] if target else ["transformer", "unet", "controlnet"]
+    return [(n, getattr(pipeline, n, None)) for n in names]
 
 
 def remove(pipeline) -> None:
-    """Remove negdelay's hook from ``pipeline`` (nothing happens when there is none)."""
-    target = target_for(pipeline)
-    models = [getattr(pipeline, target.model, None)] if target else [getattr(pipeline, n, None) for n in ("transformer", "unet")]
-    for model in models:
+    """Remove negdelay's hooks from ``pipeline`` (nothing happens when there are none)."""
+    for _, model in _models(pipeline, target_for(pipeline)):
         registry = getattr(model, "_diffusers_hook", None)
         if registry is not None and registry.get_hook(HOOK_NAME) is not None:
             registry.remove_hook(HOOK_NAME, recurse=False)
@@ -495,6 +558,7 @@ def remove(pipeline) -> None:
 
 def is_applied(pipeline) -> bool:
     target = target_for(pipeline)
-    model = getattr(pipeline, target.model, None) if target else None
-    registry = getattr(model, "_diffusers_hook", None)
+    if target is None:
+        return False
+    registry = getattr(getattr(pipeline, target.model, None), "_diffusers_hook", None)
     return registry is not None and registry.get_hook(HOOK_NAME) is not None
