@@ -16,6 +16,7 @@ from diffusers import (
     FluxControlNetPipeline,
     FluxImg2ImgPipeline,
     FluxInpaintPipeline,
+    FluxKontextInpaintPipeline,
     FluxKontextPipeline,
 )
 from tiny_families import HIDDEN, no_change, reference, tiny_flux
@@ -48,6 +49,10 @@ VARIANTS = {
     "controlnet": (_controlnet, dict(control_image=IMAGE, controlnet_conditioning_scale=0.7, num_inference_steps=5), 5),
     "kontext": (
         lambda b: FluxKontextPipeline(**b.components), dict(image=IMAGE, _auto_resize=False, max_area=16 * 16, num_inference_steps=5), 5,
+    ),
+    "kontext_inpaint": (
+        lambda b: FluxKontextInpaintPipeline(**b.components),
+        dict(image=IMAGE, mask_image=MASK, strength=0.8, _auto_resize=False, max_area=16 * 16, num_inference_steps=5), 4,
     ),
 }
 

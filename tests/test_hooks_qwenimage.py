@@ -147,3 +147,24 @@ def test_negative_shorter_than_the_pipelines_own_unconditional_text():
     with negdelay.apply(pipe, "glasses", start_step=2):
         got = run(pipe, own)
     assert np.array_equal(got, ref(pipe, swap(neg, lambda s: s >= 2), negative_prompt=own))
+
+
+@pytest.mark.parametrize("kind", ["img2img", "inpaint"])
+def test_img2img_and_inpaint(kind):
+    from diffusers import QwenImageImg2ImgPipeline, QwenImageInpaintPipeline
+
+    cls = {"img2img": QwenImageImg2ImgPipeline, "inpaint": QwenImageInpaintPipeline}[kind]
+    pipe = cls(**tiny_qwenimage().components)
+    pipe.set_progress_bar_config(disable=True)
+    image = torch.linspace(0, 1, 3 * 32 * 32).reshape(1, 3, 32, 32)
+    extra = dict(image=image, strength=0.8)  # 4 of 5 steps run
+    if kind == "inpaint":
+        extra["mask_image"] = (torch.arange(32 * 32).reshape(1, 1, 32, 32) % 32 >= 16).float()
+    neg = captured(pipe, NEGS, **extra)
+    with negdelay.apply(pipe, NEGS, start_step=2):
+        got = run(pipe, **extra)
+    with reference(pipe, "transformer", swap(neg, lambda s: s >= 2)) as calls:
+        want = run(pipe, **extra)
+    assert len(calls) == 2 * 4 and max(s for s, _ in calls) == 3
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, run(pipe, **extra))
