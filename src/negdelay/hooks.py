@@ -1,9 +1,9 @@
 """``negdelay.apply`` / ``negdelay.remove``: delayed negatives for pipelines a step-end callback cannot reach.
 
 Some pipelines run the unconditional pass on local variables that ``callback_on_step_end`` never sees
-(Flux with true CFG: a second transformer call with ``negative_prompt_embeds``), or do not hand a callback
-every tensor the negative lives in (SD3 img2img/inpaint take ``prompt_embeds`` back but not the pooled
-embedding). For those, negdelay puts one diffusers ``ModelHook`` on the denoiser (``HookRegistry``, the
+(Flux and QwenImage with true CFG: a second transformer call with ``negative_prompt_embeds``), have no step-end
+callback (PixArt), or do not hand a callback every tensor the negative lives in (SD3 img2img/inpaint and SDXL
+ControlNet inpaint take the token embeddings back but not the pooled ones). For those, negdelay puts one diffusers ``ModelHook`` on the denoiser (``HookRegistry``, the
 official hook system) that, before the start step, leaves the unconditional pass as the pipeline made it,
 and from the start step on replaces its text inputs with the negative's, encoded by the pipeline's own
 ``encode_prompt`` exactly as the stock pipeline encodes its ``negative_prompt``.
