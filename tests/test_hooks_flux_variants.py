@@ -140,3 +140,12 @@ def test_without_true_cfg_warns_and_changes_nothing():
         with pytest.warns(UserWarning, match="ran no unconditional pass.*true_cfg_scale > 1"):
             got = pipe(prompt=PROMPTS, generator=torch.Generator().manual_seed(0), **kw).images
     assert np.array_equal(got, stock)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_for_pipeline_points_to_apply(name):
+    from negdelay import DelayedNegative
+
+    pipe = make(name)
+    with pytest.raises(TypeError, match=rf"{type(pipe).__name__} is not supported by a delayed-negative callback.*negdelay\.apply"):
+        DelayedNegative.for_pipeline(pipe, "glasses", start_step=2)

@@ -134,3 +134,10 @@ def test_never_switching_and_remove():
     assert not np.array_equal(first, stock)
     negdelay.remove(pipe)
     assert np.array_equal(run(pipe), stock)
+
+
+def test_for_pipeline_points_to_apply():
+    from negdelay import DelayedNegative
+
+    with pytest.raises(TypeError, match=r"PixArtAlphaPipeline is not supported by a delayed-negative callback.*negdelay\.apply"):
+        DelayedNegative.for_pipeline(tiny_pixart(), "glasses", start_step=2)

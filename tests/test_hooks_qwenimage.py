@@ -168,3 +168,10 @@ def test_img2img_and_inpaint(kind):
     assert len(calls) == 2 * 4 and max(s for s, _ in calls) == 3
     assert np.array_equal(got, want)
     assert not np.array_equal(got, run(pipe, **extra))
+
+
+def test_for_pipeline_points_to_apply():
+    from negdelay import DelayedNegative
+
+    with pytest.raises(TypeError, match=r"QwenImagePipeline is not supported by a delayed-negative callback.*negdelay\.apply"):
+        DelayedNegative.for_pipeline(tiny_qwenimage(), "glasses", start_step=2)
