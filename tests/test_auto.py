@@ -213,3 +213,126 @@ def test_decide_latest_mode():
     assert decide(sig, steps, 10, 0.5, max_fraction=0.8, when="first") == 3
     with pytest.raises(ValueError, match="when"):
         _Auto(NEG, when="soon")
+
+
+# ----------------------------------------------------------------------------------------- the detector rule
+from negdelay.auto import decide_rise, x0_prediction  # noqa: E402
+
+
+def test_decide_rise_rules():
+    steps = list(range(10))
+    sc = [None, 0.5, 0.4, 0.3, 0.45, 0.65, 0.1, 0.1, 0.1, 0.1]
+    assert decide_rise(sc, steps, 10, rise=0.3, min_step=2) == 6  # iteration 5 (0.65) is 0.35 above 0.3: step 6
+    assert decide_rise(sc, steps, 10, rise=0.1, min_step=2) == 5  # iteration 4 (0.45) is 0.15 above 0.3
+    assert decide_rise(sc, steps, 10, rise=0.5, min_step=2) is None
+    # min_step: only iterations whose next step is >= min_step count (0.3 at iteration 3 is then not the lowest)
+    assert decide_rise(sc, steps, 10, rise=0.3, min_step=5) is None
+    assert decide_rise(sc, steps, 10, rise=0.2, min_step=5) == 6  # lowest 0.45 (iteration 4), 0.65 rises 0.2
+    # never a switch at the end: the last iteration's boundary would be step n_steps
+    assert decide_rise([None] + [0.0] * 8 + [1.0], steps, 10, rise=0.5, min_step=1) is None
+    pndm = [0, 0, 1, 2, 3]
+    assert decide_rise([0.9, 0.0, 0.0, 0.9, 0.0], pndm, 4, rise=0.5, min_step=1) == 3  # inside-step iteration skipped
+
+
+def test_x0_prediction_equals_the_schedulers_own():
+    """Independent reference: DDIM's own pred_original_sample (epsilon and v-prediction)."""
+    for kind in ("epsilon", "v_prediction"):
+        sched = DDIMScheduler(clip_sample=False, set_alpha_to_one=False, prediction_type=kind, **SCHED)
+        sched.set_timesteps(8)
+        g = torch.Generator().manual_seed(0)
+        x, eps = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+        for t in sched.timesteps[:3]:
+            want = sched.step(eps, t, x).pred_original_sample
+            assert torch.allclose(x0_prediction(sched, x, t, eps), want, atol=1e-5)
+
+
+def test_detector_rule_switches_where_the_score_rises_bit_exact():
+    """A constructed score trajectory: the row switches at the step after the iteration where its score rose by
+    ``rise``; before that (and for the row that never rises: always) the image is the stock no-negative one."""
+    pipe = tiny_sd()  # DDIM, 8 steps: one iteration per step
+    rows = counted(pipe)
+    prompts, seeds = ["a red cat", "a blue dog"], [5, 6]
+    s0 = [None, 0.5, 0.4, 0.3, 0.9, 0.9, 0.9, 0.9]  # rises 0.6 above its lowest at iteration 4: from step 5
+    s1 = [None, 0.5, 0.5, 0.6, 0.7, 0.75, 0.79, 0.9]  # never 0.3 above 0.5 before the last step
+    seen = []
+
+    def detector(images):  # probes come once per step boundary, over the rows still undecided (row 1 last)
+        it = len(seen) + 1
+        seen.append(images)
+        return [s0[it], s1[it]] if len(images) == 2 else [s1[it]]
+
+    cb = _Auto(NEG, detector=detector, rise=0.3, min_step=2)
+    got = pipe(prompts, generator=gens(seeds), callback_on_step_end=cb, **KW).images
+    n_rows = rows["n"]
+    iters = list(range(8))
+    want = [decide_rise(s0, iters, 8, 0.3, 2), decide_rise(s1, iters, 8, 0.3, 2)]
+    assert want == [5, None]
+    assert cb.last_steps == want
+    assert [len(im) for im in seen] == [2, 2, 2, 2, 1, 1]  # iterations 1-4 both rows, 5-6 row 1 alone
+    assert seen[0].ndim == 4 and seen[0].shape[-1] == 3 and 0.0 <= seen[0].min() and seen[0].max() <= 1.0
+    assert cb.last_cost["probe_rows"] == 10 and cb.last_cost["decodes"] == 10
+    assert n_rows == 2 * 2 * 8 + 10  # the pipeline's own rows plus the probes, nothing else
+    assert np.array_equal(got, per_row_reference(pipe, prompts, seeds, want))
+    stock = pipe(prompts, negative_prompt=["", ""], generator=gens(seeds), **KW).images
+    assert np.array_equal(got[1], stock[1])  # the row that never switched is the no-negative image
+    assert not np.array_equal(got[0], stock[0])
+    assert not pipe.unet._forward_hooks
+
+
+def test_detector_sees_the_negative_guided_x0_prediction():
+    """What the detector is given: the VAE decode of the x0 that eps_n + g (eps_c - eps_n) implies at the state the
+    iteration's UNet call saw, computed here independently with a fresh scheduler's own pred_original_sample."""
+    pipe = tiny_sd()
+    seen = []
+    cb = _Auto(NEG, detector=lambda im: (seen.append(im), [0.0] * len(im))[1], min_step=2)
+    calls = []
+    forward = pipe.unet.forward
+
+    def f(sample, t, *a, **k):
+        out = forward(sample, t, *a, **k)
+        calls.append((sample.clone(), t, k["encoder_hidden_states"].shape[0], out[0].clone()))
+        return out
+
+    pipe.unet.forward = f
+    pipe("a red cat", generator=gens([3]), callback_on_step_end=cb, **KW)
+    x, t, _, out = calls[1]  # the pipeline's call of iteration 1 (batch: unconditional, prompt)
+    xp, tp, n_p, eps_n = calls[2]  # the probe at the end of step 1
+    assert torch.equal(x[:1], xp) and n_p == 1 and float(tp) == float(t)
+    eps = eps_n + 7.5 * (out[1:] - eps_n)
+    fresh = DDIMScheduler.from_config(pipe.scheduler.config)
+    fresh.set_timesteps(8)
+    x0 = fresh.step(eps, t, x[:1]).pred_original_sample
+    with torch.no_grad():
+        img = pipe.vae.decode(x0 / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    want = (img / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    assert np.allclose(seen[0], want, atol=1e-5)
+    assert not np.allclose(seen[0], seen[1], atol=1e-3)  # a new state each step
+
+
+def test_detector_bad_arguments():
+    with pytest.raises(TypeError, match="detector"):
+        _Auto(NEG, detector="dots")
+    with pytest.raises(ValueError, match="rise"):
+        _Auto(NEG, detector=lambda im: [0.0] * len(im), rise=-0.1)
+    pipe = tiny_sd()
+    cb = _Auto(NEG, detector=lambda im: [0.0])  # wrong number of scores for two rows
+    with pytest.raises(ValueError, match="detector returned 1 scores for 2 images"):
+        pipe(["a red cat", "a blue dog"], generator=gens([1, 2]), callback_on_step_end=cb, **KW)
+
+
+def test_dot_score_is_the_judges_rule_made_continuous():
+    """The study's detector for the embedded world: score > 0.60 exactly when the judge sees the dot (at least 3
+    pixels of value < 0.40 in the object's box), on world images with and without the dot and on degraded ones."""
+    from negdelay.study.signals import dot_score
+    from negdelay.toy import detect as D
+    from negdelay.toy import world
+
+    rng = np.random.default_rng(0)
+    scenes = [world.make_scene(s) for s in range(60)]
+    images = [sc.image for sc in scenes] + [D.degrade(sc.image, rng) for sc in scenes[:30]]
+    images = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+    scores = dot_score(images)
+    judged = np.array([D.judge(im).dot for im in images])
+    assert judged.any() and (~judged).any()
+    assert np.array_equal(scores > 0.60, judged)
+    assert np.allclose(dot_score(images.astype(np.float64) / 255.0), scores)  # floats are quantised the same way

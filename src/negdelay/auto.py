@@ -20,6 +20,16 @@ When a row switches at step ``k``, its output is bit-identical to ``DelayedNegat
 switch replaces the same rows with the same encoding (the family adapter's ``encode``), and the probe's UNet calls
 change no state (tests/test_auto.py proves it against a callback-free reference).
 
+With a ``detector`` (``AutoDelayedNegative(neg, detector=f)``) the rule is another one, "switch just before the
+negative can no longer remove it": at each step end the probe's ``eps_n`` replaces the unconditional prediction in
+the guidance (``eps_n + g (eps_c - eps_n)``), the clean image that prediction implies (``x0_prediction``) is decoded
+by the pipeline's VAE, and ``f(images)`` scores the accessory in it (higher: more visible). While the negative can
+still remove the accessory that score stays low; when it starts to rise by ``rise`` above its lowest value since
+``min_step``, the row switches at the next step (``decide_rise``). Rows whose score never rises never get the
+negative. Cost: one extra UNet row and one VAE decode per undecided row and step (rows stay undecided longer than
+with the signal rule). ``threshold``, ``signal_kind``, ``when``, ``fallback`` and ``max_fraction`` are not used
+then. Measured on the embedded model: docs/study.md.
+
 The earliest step auto can choose is the first step after the first recorded UNet call: step 2 on first-order
 schedulers (the hook is attached at the end of step 0, so step 1's state is the first one seen), step 1 on PNDM
 (whose step 0 makes two UNet calls).
@@ -45,6 +55,10 @@ DEFAULT_THRESHOLD = 0.2784
 DEFAULT_MAX_FRACTION = 0.8
 DEFAULT_WHEN = "latest"
 DEFAULT_FALLBACK = "never"
+#: the detector rule's calibration (embedded model, DDIM 20 steps, 200 seeds; docs/study.md): the rise of the
+#: accessory score above its lowest value since ``min_step`` that switches a row
+DEFAULT_RISE = 0.22
+DEFAULT_RISE_MIN_STEP = 5
 
 
 def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: str = DEFAULT_SIGNAL) -> torch.Tensor:
@@ -76,6 +90,28 @@ def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: 
     return top / energy.sum(1).clamp_min(1e-12)
 
 
+def x0_prediction(scheduler, sample: torch.Tensor, timestep, eps: torch.Tensor) -> torch.Tensor:
+    """The clean latents the (guided) prediction ``eps`` implies for the UNet input ``sample`` at ``timestep``:
+    ``x0 = (x_t - sqrt(1 - a) eps) / sqrt(a)`` (``a``: ``scheduler.alphas_cumprod`` at the timestep, linearly
+    interpolated for fractional timesteps), or ``sqrt(a) x_t - sqrt(1 - a) v`` for v-prediction. The UNet input is
+    the variance-preserving ``x_t`` for DDIM/PNDM/DPM and for Euler-type schedulers after ``scale_model_input``."""
+    acp = getattr(scheduler, "alphas_cumprod", None)
+    if acp is None:
+        raise TypeError(f"{type(scheduler).__name__} has no alphas_cumprod: cannot form the x0-prediction")
+    t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
+    t = min(max(t, 0.0), len(acp) - 1.0)
+    lo = int(math.floor(t))
+    hi = min(lo + 1, len(acp) - 1)
+    a = float(acp[lo]) + (t - lo) * (float(acp[hi]) - float(acp[lo]))
+    x, e = sample.float(), eps.float()
+    kind = getattr(scheduler.config, "prediction_type", "epsilon")
+    if kind == "v_prediction":
+        return math.sqrt(a) * x - math.sqrt(1.0 - a) * e
+    if kind == "sample":
+        return e
+    return (x - math.sqrt(1.0 - a) * e) / math.sqrt(a)
+
+
 def decide(signals, iteration_steps, n_steps: int, threshold: float = DEFAULT_THRESHOLD,
            max_fraction: float = DEFAULT_MAX_FRACTION, min_step: int = 1, fallback: str = DEFAULT_FALLBACK,
            when: str = DEFAULT_WHEN) -> int | None:
@@ -104,6 +140,28 @@ def decide(signals, iteration_steps, n_steps: int, threshold: float = DEFAULT_TH
             if when == "first":
                 return nxt
             fired = True
+    return None
+
+
+def decide_rise(scores, iteration_steps, n_steps: int, rise: float = DEFAULT_RISE,
+                min_step: int = DEFAULT_RISE_MIN_STEP) -> int | None:
+    """The start step of the detector rule for one row, from the accessory score of each loop iteration's
+    negative-guided x0-prediction (``scores[i]``; ``None``: not seen).
+
+    Only iterations at a step boundary whose next step ``s`` is ``>= min_step`` count. The row switches at the first
+    such ``s`` whose iteration's score is at least ``rise`` above the lowest score counted so far (that iteration's
+    included); never (``None``) if that does not happen before the last step."""
+    lowest = math.inf
+    for i in range(len(iteration_steps) - 1):
+        nxt = iteration_steps[i + 1]
+        if nxt == iteration_steps[i] or nxt < min_step or nxt > n_steps - 1:
+            continue
+        v = scores[i]
+        if v is None:
+            continue
+        lowest = min(lowest, v)
+        if v >= lowest + rise:
+            return nxt
     return None
 
 
@@ -139,7 +197,11 @@ class AutoDelayedNegative(PipelineCallback):
         signal_kind: ``"align"`` (default) or ``"focus"``.
         max_fraction: the latest start, as a fraction of the run's steps (step ``int(f * N)``); a row whose signal has
             not fired by then switches there (``fallback="max"``) or never (``fallback="never"``).
-        min_step: the earliest start step allowed (>= 1).
+        min_step: the earliest start step allowed (>= 1; default 1, with a ``detector`` ``DEFAULT_RISE_MIN_STEP``).
+        detector: optional ``f(images) -> scores``: ``images`` a float array ``(rows, H, W, 3)`` in [0, 1] (decoded
+            x0-predictions with the negative's guidance), one score per row, higher when the accessory is more
+            visible. Selects the detector rule (module docstring, ``decide_rise``).
+        rise: with a ``detector``: how far the score must rise above its lowest value since ``min_step``.
 
     After a call: ``last_steps`` (chosen start step per row, ``None`` = never), ``last_signals`` (per row and loop
     iteration, the signal of the state that iteration's UNet call saw; ``None`` where it was not probed), ``last_cost`` (``{"probe_rows", "pipeline_rows", "extra"}``: extra UNet rows
@@ -156,9 +218,11 @@ class AutoDelayedNegative(PipelineCallback):
         threshold: float = DEFAULT_THRESHOLD,
         signal_kind: str = DEFAULT_SIGNAL,
         max_fraction: float = DEFAULT_MAX_FRACTION,
-        min_step: int = 1,
+        min_step: int | None = None,
         fallback: str = DEFAULT_FALLBACK,
         when: str = DEFAULT_WHEN,
+        detector=None,
+        rise: float = DEFAULT_RISE,
     ):
         super().__init__()
         if not isinstance(negative_prompt, str) or not negative_prompt:
@@ -169,6 +233,12 @@ class AutoDelayedNegative(PipelineCallback):
             raise TypeError(f"threshold must be a number (inf: never fire, always the fallback), got {threshold!r}")
         if isinstance(max_fraction, bool) or not isinstance(max_fraction, (int, float)) or not 0.0 < max_fraction <= 1.0:
             raise ValueError(f"max_fraction must be a fraction in (0, 1], got {max_fraction!r}")
+        if detector is not None and not callable(detector):
+            raise TypeError(f"detector must be a callable images -> scores (or None), got {detector!r}")
+        if isinstance(rise, bool) or not isinstance(rise, (int, float)) or not math.isfinite(rise) or rise < 0:
+            raise ValueError(f"rise must be a finite number >= 0, got {rise!r}")
+        if min_step is None:
+            min_step = 1 if detector is None else DEFAULT_RISE_MIN_STEP
         if isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 1:
             raise ValueError(f"min_step must be an int >= 1 (a step-end callback cannot change step 0), got {min_step!r}")
         if fallback not in ("max", "never"):
@@ -182,6 +252,8 @@ class AutoDelayedNegative(PipelineCallback):
         self.max_fraction = float(max_fraction)
         self.min_step = min_step
         self.fallback = fallback
+        self.detector = detector
+        self.rise = float(rise)
         self._recorder: _Recorder | None = None
         self._cache = None
         self.last_steps: list[int | None] | None = None
@@ -190,6 +262,7 @@ class AutoDelayedNegative(PipelineCallback):
         self.register_to_config(
             negative_prompt=negative_prompt, threshold=self.threshold, signal_kind=signal_kind,
             max_fraction=self.max_fraction, min_step=min_step, fallback=fallback, when=when,
+            detector=None if detector is None else getattr(detector, "__name__", repr(detector)), rise=self.rise,
         )
 
     # -- per call ----------------------------------------------------------------------------------------------
@@ -208,6 +281,9 @@ class AutoDelayedNegative(PipelineCallback):
         self._iter_steps = run.iteration_steps()
         self._n_steps = run.n_steps
         self._max_step = max(1, int(self.max_fraction * run.n_steps))
+        if self.detector is not None:  # the detector rule may switch up to the last step
+            self._max_step = run.n_steps
+        self._lowest = [math.inf] * n
         self._original = emb[:n]
         key = (id(pipeline.text_encoder), pipeline.text_encoder.get_input_embeddings().weight._version,
                len(pipeline.tokenizer), emb.device, emb.dtype, emb.shape[1], getattr(pipeline, "clip_skip", None))
@@ -219,7 +295,8 @@ class AutoDelayedNegative(PipelineCallback):
         self._fired = [False] * n
         self.last_steps = self._decided
         self.last_signals = [[None] * len(self._iter_steps) for _ in range(n)]
-        self.last_cost = {"probe_rows": 0, "pipeline_rows": 2 * n * len(self._iter_steps), "extra": 0.0}
+        self.last_cost = {"probe_rows": 0, "pipeline_rows": 2 * n * len(self._iter_steps), "extra": 0.0,
+                          "decodes": 0}
         if self._active:
             self._recorder = _Recorder(pipeline.unet)
 
@@ -263,6 +340,12 @@ class AutoDelayedNegative(PipelineCallback):
                 values = self._probe(pipeline, probe, *seen) if probe else []
                 for r, v in zip(probe, values):
                     self.last_signals[r][i] = v
+                    if self.detector is not None:
+                        self._lowest[r] = min(self._lowest[r], v)
+                        if v >= self._lowest[r] + self.rise:
+                            fire.append(r)
+                            self._done[r] = True
+                        continue
                     if v >= self.threshold:
                         self._fired[r] = True
                         if self.when == "first":
@@ -294,4 +377,18 @@ class AutoDelayedNegative(PipelineCallback):
         self.last_cost["extra"] = self.last_cost["probe_rows"] / self.last_cost["pipeline_rows"]
         eps_u = out[:n].index_select(0, idx)
         eps_c = out[n:].index_select(0, idx)
+        if self.detector is not None:
+            return self._detect(pipeline, x, t, eps_n + pipeline.guidance_scale * (eps_c - eps_n))
         return [float(v) for v in signal(eps_u, eps_c, eps_n, self.signal_kind)]
+
+    def _detect(self, pipeline, x, t, eps) -> list[float]:
+        """The detector's scores of the clean images ``eps`` implies (decoded by the pipeline's VAE)."""
+        vae = pipeline.vae
+        x0 = x0_prediction(pipeline.scheduler, x, t, eps).to(vae.dtype)
+        images = vae.decode(x0 / vae.config.scaling_factor, return_dict=False)[0]
+        images = (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        self.last_cost["decodes"] += len(images)
+        scores = [float(v) for v in self.detector(images)]
+        if len(scores) != len(images):
+            raise ValueError(f"detector returned {len(scores)} scores for {len(images)} images")
+        return scores
