@@ -115,7 +115,14 @@ def cmd_auto(args) -> None:
     cells = plan.cells(range(args.seeds))
     cell = cells[args.cell]
     threshold = args.threshold
-    if threshold is None:
+    rise_rule = args.rule == "rise"
+    if rise_rule:  # the detector rule with the embedded world's dot score, calibrated by `calibrate`
+        from .signals import dot_score
+
+        rc = json.loads((Path(args.out) / "auto-rise-calibration.json").read_text())["fit"]
+        threshold, signal_kind, max_fraction, mode = None, "rise", 1.0, {}
+        extra = dict(detector=dot_score, rise=rc["rise"], min_step=rc["min_step"])
+    elif threshold is None:
         calib = json.loads((Path(args.out) / "auto-calibration.json").read_text())
         threshold = calib["threshold"] if calib["threshold"] is not None else float("inf")
         signal_kind = calib["signal"]
@@ -125,12 +132,14 @@ def cmd_auto(args) -> None:
         signal_kind = args.signal
         max_fraction = args.max_fraction
         mode = dict(when=args.when, fallback=args.fallback)
+    if not rise_rule:
+        extra = {}
     recs = load_cell(Path(args.out), cell.name)
     images = load_images(Path(args.out), cell.name)
     none_img = {r["seed"]: im for r, im in zip(recs, images) if r["row"] == "none"}
     pipe = _pipe(args.threads)
     set_sampler(pipe, cell.sampler)
-    out = Path(args.out) / f"auto-{cell.name}"
+    out = Path(args.out) / (f"auto-rise-{cell.name}" if rise_rule else f"auto-{cell.name}")
     out.mkdir(parents=True, exist_ok=True)
     per = args.batch
     idx = list(range(len(cell.seeds)))
@@ -141,8 +150,11 @@ def cmd_auto(args) -> None:
         chunk = idx[a : a + per]
         seeds = [cell.seeds[j] for j in chunk]
         prompts = [cell.prompt_of(j) for j in chunk]
-        cb = AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind, max_fraction=max_fraction,
-                                 **mode)
+        if rise_rule:
+            cb = AutoDelayedNegative(cell.negative, **extra)
+        else:
+            cb = AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind,
+                                     max_fraction=max_fraction, **mode)
         t0 = time.perf_counter()
         with torch.no_grad():
             ims = render_rows(pipe, prompts, cell.negative, ["callback"] * len(seeds), seeds, cell.steps, cell.guidance,
@@ -153,12 +165,15 @@ def cmd_auto(args) -> None:
         rows = [{"seed": s, "prompt": p, "row": "auto", "step": k, **x, **d}
                 for s, p, k, x, d in zip(seeds, prompts, cb.last_steps, sc, dist)]
         _atomic_json(path, {"records": rows, "cost": cb.last_cost, "seconds": sec, "threshold": threshold,
-                            "signal": signal_kind, "max_fraction": max_fraction, **mode, "signals": cb.last_signals})
+                            "signal": signal_kind, "max_fraction": max_fraction, **mode,
+                            **{k: v for k, v in extra.items() if k != "detector"}, "signals": cb.last_signals})
         print(f"auto {cell.name} chunk {a // per + 1}: {sec:.0f}s, extra UNet rows {cb.last_cost['extra']:.3f}", flush=True)
 
 
 def cmd_calibrate(args) -> None:
     from .analysis import calibrate
+
+    from .analysis import X0_DIR, calibrate_rise
 
     c = calibrate(Path(args.out))
     print(f"auto: signal {c['signal']!r}, threshold {c['threshold']}, latest start {c['max_fraction']}, "
@@ -170,6 +185,31 @@ def cmd_calibrate(args) -> None:
         print(f"  fit on {f['fit_on']}: {f['signal']} {f['threshold']} {f['max_fraction']} {f['when']}/{f['fallback']}; "
               f"held out within one step {held}; change {f['held_out']['auto']['pixel']['mean']:.4f}; "
               f"frontier gap {100 * f['frontier_gap']:+.1f} pp")
+    if not list((Path(args.out) / X0_DIR).glob("chunk-*.npz")):
+        print(f"detector rule: no recording in {Path(args.out) / X0_DIR} (benchmarks/auto_x0_signals.py): skipped")
+        return
+    r = calibrate_rise(Path(args.out))
+    pc = lambda x: "-" if x is None else f"{100 * x['rate']:.1f} % [{100 * x['low']:.1f}, {100 * x['high']:.1f}] ({x['k']}/{x['n']})"  # noqa: E731
+
+    def line(tag, d):
+        print(f"    {tag:>14}: within one (images with an oracle) {pc(d['within_one'])}; within one (all images, "
+              f"'never' = step 20) {pc(d['within_one_all'])}; accessory {pc(d['present'])}; |dpixel| "
+              f"{d['pixel']['mean']:.4f}; above fixed-step curve {100 * d['frontier_gap']:+.1f} pp")
+
+    f = r["fit"]
+    print(f"detector rule (dot score of the negative-guided x0-prediction): rise {f['rise']}, min_step {f['min_step']} "
+          "(fitted on all seeds); in sample:")
+    line("detector rule", r["in_sample"])
+    line("signal rule", r["signal_in_sample"])
+    best = max(r["fixed_in_sample"], key=lambda k: (r["fixed_in_sample"][k]["within_one"]["rate"], int(k)))
+    line(f"fixed step {best}", r["fixed_in_sample"][best])
+    for name, rows in r["folds"].items():
+        for row in rows:
+            print(f"  {name} folds, fit on {row['fit_on']}, held out {row['judged_on']} (detector rise "
+                  f"{row['rise']['rise']}, min_step {row['rise']['min_step']}; fixed step {row['fixed']['step']}):")
+            line("detector rule", row["rise"])
+            line("signal rule", row["signal"])
+            line("fixed step", row["fixed"])
 
 
 def cmd_report(args) -> None:
@@ -204,6 +244,8 @@ def main(argv=None) -> None:
             p.add_argument("--when", default="first")
             p.add_argument("--fallback", default="max")
             p.add_argument("--batch", type=int, default=50)
+            p.add_argument("--rule", choices=("signal", "rise"), default="signal",
+                           help="rise: the detector rule with the world's dot score (auto-rise-calibration.json)")
         if name == "report":
             p.add_argument("--img", default=None, help="folder for the plots (e.g. docs/img)")
     args = ap.parse_args(argv)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..auto import DEFAULT_MAX_FRACTION, SIGNALS, decide
+from ..auto import DEFAULT_MAX_FRACTION, SIGNALS, decide, decide_rise
 from . import plan
 from . import report as R
 from .protocol import NONE, STOCK, load_cell
@@ -125,6 +125,122 @@ def calibrate(out: Path) -> dict:
              "fixed_within_one": {k: _score(seeds_rows, starts, {s: k for s in all_seeds})[0] for k in starts}}
     (out / "auto-calibration.json").write_text(json.dumps(_jsonable(calib), indent=1))
     return calib
+
+
+# --------------------------------------------------------------------------------------- auto: detector rule
+X0_DIR = "x0-ddim-20"  # benchmarks/auto_x0_signals.py
+RISES = tuple(round(0.02 * k, 2) for k in range(1, 21))
+RISE_MIN_STEPS = (2, 3, 4, 5, 6, 7)
+
+
+def within_one_whole(seeds_rows, starts, chosen: dict, n_steps: int = 20) -> dict:
+    """Within one step of the oracle over *every* image, with "never" counted as step ``n_steps``: an image without
+    the accessory, or whose accessory no start removes, has the oracle "never" (no negative: the least change; for
+    the unremovable ones a convention -- nothing removes it, so nothing is the least change)."""
+    near = []
+    for s, k in chosen.items():
+        o = R.oracle(seeds_rows[s], starts)
+        o = n_steps if o is None or o == -1 else o
+        near.append(abs((n_steps if k is None else k) - o) <= 1)
+    return R.rate(near)
+
+
+def load_x0_scores(out: Path) -> dict:
+    """Per recorded seed, the embedded world's dot score (``signals.dot_score``) of the decoded negative-guided
+    x0-prediction of every iteration of the no-negative DDIM 20-step run."""
+    from .signals import dot_score
+
+    parts = [dict(np.load(p)) for p in sorted((Path(out) / X0_DIR).glob("chunk-*.npz"))]
+    if not parts:
+        raise FileNotFoundError(f"no x0 recordings in {Path(out) / X0_DIR} (run benchmarks/auto_x0_signals.py)")
+    out_ = {}
+    for part in parts:
+        imgs = part["img_n"]
+        for j, seed in enumerate(part["seeds"]):
+            out_[int(seed)] = dot_score(imgs[j])
+    return out_
+
+
+def rise_choices(scores: dict, rise: float, min_step: int, steps: int = 20) -> dict:
+    """AutoDelayedNegative(detector=...)'s start per seed read off the recording (iteration 0 is unseen at run time)."""
+    iters = list(range(steps))
+    return {s: decide_rise([None] + [float(v) for v in sc[1:]], iters, steps, rise, min_step) for s, sc in scores.items()}
+
+
+def _fit_rise(seeds_rows, starts, scores, subsets):
+    """Per subset, the (rise, min_step) with the best within-one accuracy on images with an oracle (ties: the
+    whole-set accuracy, then less change)."""
+    oracles = {s: R.oracle(r, starts) for s, r in seeds_rows.items()}
+    best, keys = [None] * len(subsets), [(-1.0,)] * len(subsets)
+    for rise in RISES:
+        for ms in RISE_MIN_STEPS:
+            ch = rise_choices(scores, rise, ms)
+            for j, sub in enumerate(subsets):
+                c = {s: k for s, k in ch.items() if s in sub}
+                a, chg = _score(seeds_rows, starts, c, oracles)
+                key = (a, within_one_whole(seeds_rows, starts, c)["rate"], chg)
+                if key > keys[j]:
+                    keys[j], best[j] = key, {"rise": rise, "min_step": ms, "fit_within_one": a}
+    return best
+
+
+def _fit_fixed(seeds_rows, starts, sub):
+    return max(starts, key=lambda k: _score(seeds_rows, starts, {s: k for s in sub}))
+
+
+def fold_schemes(seeds: list[int]) -> dict:
+    """Two 2-fold splits over seeds. "parity": even / odd seeds -- seed j renders prompt j mod 12, so this splits the
+    prompts (red/blue vs green/yellow objects): a cross-prompt test. "blocks": seeds 0-11, 24-35, ... vs 12-23, ...
+    -- every prompt in both folds: a cross-seed test."""
+    return {"parity": [set(s for s in seeds if s % 2 == 0), set(s for s in seeds if s % 2 == 1)],
+            "blocks": [set(s for s in seeds if (s // 12) % 2 == 0), set(s for s in seeds if (s // 12) % 2 == 1)]}
+
+
+def calibrate_rise(out: Path) -> dict:
+    """Fit and cross-validate the detector rule; the old signal rule and the best fixed step on the same folds."""
+    from .__main__ import load_signals
+
+    out = Path(out)
+    seeds_rows = R.by_seed(load_cell(out, FULL))
+    starts = list(plan.FULL_STARTS)
+    scores = {s: v for s, v in load_x0_scores(out).items() if s in seeds_rows}
+    sig = load_signals(out)
+    all_seeds = sorted(scores)
+
+    def judged(chosen, sub):
+        c = {s: k for s, k in chosen.items() if s in sub}
+        res = R.judge_auto(seeds_rows, starts, c)
+        return {"within_one": res["within_one"], "within_one_all": within_one_whole(seeds_rows, starts, c),
+                "exact": res["exact"], "mean_diff": res["mean_diff"], "present": res["auto"]["present"],
+                "present_dotted": res["auto"]["present_dotted"], "pixel": res["auto"]["pixel"],
+                "ssim": res["auto"]["ssim"], "frontier_gap": R.frontier_gap(res), "dominated_by": res["dominated_by"],
+                "n_oracle": res["n_oracle"], "n_images": res["n_images"]}
+
+    result = {"folds": {}}
+    for name, folds in fold_schemes(all_seeds).items():
+        fits = _fit_rise(seeds_rows, starts, scores, folds)
+        old = _fit_all(seeds_rows, starts, sig, folds)
+        rows = []
+        for f in (0, 1):
+            held = folds[1 - f]
+            k = _fit_fixed(seeds_rows, starts, folds[f])
+            rows.append({
+                "fit_on": f"fold {f}", "judged_on": f"fold {1 - f}",
+                "rise": {**fits[f], **judged(rise_choices(scores, fits[f]["rise"], fits[f]["min_step"]), held)},
+                "signal": {**{x: old[f][x] for x in ("signal", "threshold", "max_fraction", "when", "fallback")},
+                           **judged(_choices(sig, old[f]), held)},
+                "fixed": {"step": k, **judged({s: k for s in all_seeds}, held)},
+            })
+        result["folds"][name] = rows
+    fit = _fit_rise(seeds_rows, starts, scores, [set(all_seeds)])[0]
+    result["fit"] = fit
+    result["in_sample"] = judged(rise_choices(scores, fit["rise"], fit["min_step"]), set(all_seeds))
+    old = _fit_all(seeds_rows, starts, sig, [set(all_seeds)])[0]
+    result["signal_in_sample"] = {**{x: old[x] for x in ("signal", "threshold", "max_fraction", "when", "fallback")},
+                                  **judged(_choices(sig, old), set(all_seeds))}
+    result["fixed_in_sample"] = {k: judged({s: k for s in all_seeds}, set(all_seeds)) for k in starts}
+    (out / "auto-rise-calibration.json").write_text(json.dumps(_jsonable(result), indent=1))
+    return result
 
 
 # ------------------------------------------------------------------------------------------------------ report

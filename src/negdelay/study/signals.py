@@ -166,3 +166,31 @@ def region_stats(rec: Recording) -> list[dict]:
             }
         rows.append(entry)
     return rows
+
+
+# ------------------------------------------------------------------------------------------ auto's detector rule
+def dot_score(images) -> np.ndarray:
+    """The embedded world's accessory score for ``AutoDelayedNegative(detector=...)``: per image (``N x H x W x 3``,
+    uint8 or float in [0, 1]; floats are quantised as the study's images are), ``1 -`` the third-darkest HSV value
+    inside the object's 1-px dilated bounding box -- the continuous form of the judge's rule "at least 3 dark pixels
+    (value < 0.40) there" (score > 0.60 <=> the judge sees the dot). 0 when the judge finds no object."""
+    from ..toy import detect as D
+    from .protocol import to_uint8
+
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        arr = to_uint8(arr)
+    out = np.zeros(len(arr))
+    for q, img in enumerate(arr):
+        a = D._to_float(img)
+        _, s, v = D._hsv(a)
+        s_obj = np.percentile(s[v >= D.VAL_MIN], 97) if (v >= D.VAL_MIN).any() else 0.0
+        shape_px = ((s >= max(D.SAT_REL_MIN, 0.5 * s_obj)) & (v >= D.VAL_MIN)) | (v < D.DARK_MAX)
+        obj = D._largest_component(shape_px)
+        if not obj.any():
+            continue
+        obj = D._fill_holes(obj)
+        ys, xs = np.nonzero(obj)
+        box = v[max(ys.min() - 1, 0) : ys.max() + 2, max(xs.min() - 1, 0) : xs.max() + 2].ravel()
+        out[q] = 1.0 - np.sort(box)[2] if box.size >= 3 else 0.0
+    return out
