@@ -336,3 +336,87 @@ def test_dot_score_is_the_judges_rule_made_continuous():
     assert judged.any() and (~judged).any()
     assert np.array_equal(scores > 0.60, judged)
     assert np.allclose(dot_score(images.astype(np.float64) / 255.0), scores)  # floats are quantised the same way
+
+
+def test_decide_rise_lookahead():
+    steps = list(range(10))
+    sc = [None, 0.5, 0.4, 0.3, 0.45, 0.65, 0.1, 0.1, 0.1, 0.1]
+    # iteration i's score is known at the end of step i - 1 and decides step i itself (one step earlier)
+    assert decide_rise(sc, steps, 10, rise=0.3, min_step=2, lookahead=True) == 5
+    assert decide_rise(sc, steps, 10, rise=0.3, min_step=2) == 6
+    assert decide_rise(sc, steps, 10, rise=0.1, min_step=2, lookahead=True) == 4
+    assert decide_rise([None] + [0.0] * 8 + [1.0], steps, 10, rise=0.5, min_step=1, lookahead=True) == 9
+    pndm = [0, 0, 1, 2, 3]
+    # iteration 1 is inside step 0 (skipped); iteration 2 starts step 1 (0.0), iteration 3 starts step 2 (0.9)
+    assert decide_rise([None, 0.9, 0.0, 0.9, 0.0], pndm, 4, rise=0.5, min_step=1, lookahead=True) == 2
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "euler"])
+def test_lookahead_switches_where_the_score_rises_bit_exact(scheduler):
+    sched = {"ddim": None, "euler": EulerDiscreteScheduler(**SCHED)}[scheduler]
+    pipe = tiny_sd(scheduler=sched)
+    rows = counted(pipe)
+    prompts, seeds = ["a red cat", "a blue dog"], [5, 6]
+    s0 = [None, None, 0.5, 0.4, 0.9, 0.9, 0.9, 0.9]  # iteration 4 rises: known at the end of step 3, from step 4
+    s1 = [None, None, 0.5, 0.6, 0.7, 0.75, 0.79, 0.79]
+    seen = []
+
+    def detector(images):  # called at the ends of steps 1..6, scoring iterations 2..7
+        it = len(seen) + 2
+        seen.append(images)
+        return [s0[it], s1[it]] if len(images) == 2 else [s1[it]]
+
+    cb = _Auto(NEG, detector=detector, rise=0.3, min_step=2, lookahead=True)
+    got = pipe(prompts, generator=gens(seeds), callback_on_step_end=cb, **KW).images
+    n_rows = rows["n"]
+    iters = list(range(8))
+    want = [decide_rise(s0, iters, 8, 0.3, 2, True), decide_rise(s1, iters, 8, 0.3, 2, True)]
+    assert want == [4, None] and cb.last_steps == want
+    assert [len(im) for im in seen] == [2, 2, 2, 1, 1, 1]
+    assert cb.last_cost["probe_rows"] == 2 * 9 and cb.last_cost["decodes"] == 9
+    assert n_rows == 2 * 2 * 8 + 18
+    assert np.array_equal(got, per_row_reference(pipe, prompts, seeds, want))
+    assert not pipe.unet._forward_hooks
+
+
+def test_lookahead_sees_the_state_the_next_step_will_see():
+    """Independent reference: the stock no-negative run's latents after step 1, the negative's and the prompt's
+    predictions there at the next timestep, and a fresh DDIM's pred_original_sample."""
+    pipe = tiny_sd()
+    seen = []
+    cb = _Auto(NEG, detector=lambda im: (seen.append(im), [0.0] * len(im))[1], min_step=2, lookahead=True)
+    pipe("a red cat", generator=gens([3]), callback_on_step_end=cb, **KW)
+    keep = {}
+
+    def grab(p, i, t, kw):
+        if i == 1:
+            keep["x"] = kw["latents"].clone()
+        return kw
+
+    pipe("a red cat", generator=gens([3]), callback_on_step_end=grab, callback_on_step_end_tensor_inputs=["latents"],
+         **KW)
+    fresh = DDIMScheduler.from_config(pipe.scheduler.config)
+    fresh.set_timesteps(8)
+    t = fresh.timesteps[2]
+    neg = captured_uncond(pipe, NEG)
+    pos = captured_uncond(pipe, "a red cat")
+    with torch.no_grad():
+        eps_n = pipe.unet(keep["x"], t, encoder_hidden_states=neg).sample
+        eps_c = pipe.unet(keep["x"], t, encoder_hidden_states=pos).sample
+        x0 = fresh.step(eps_n + 7.5 * (eps_c - eps_n), t, keep["x"]).pred_original_sample
+        img = pipe.vae.decode(x0 / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    want = (img / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    assert np.allclose(seen[0], want, atol=1e-4)
+
+
+def test_lookahead_needs_a_detector_and_picks_its_own_calibration():
+    from negdelay import auto
+
+    with pytest.raises(ValueError, match="lookahead"):
+        _Auto(NEG, lookahead=True)
+    f = lambda im: [0.0] * len(im)  # noqa: E731
+    a, b = _Auto(NEG, detector=f), _Auto(NEG, detector=f, lookahead=True)
+    assert (a.rise, a.min_step) == (auto.DEFAULT_RISE, auto.DEFAULT_RISE_MIN_STEP)
+    assert (b.rise, b.min_step) == (auto.DEFAULT_LOOKAHEAD_RISE, auto.DEFAULT_LOOKAHEAD_MIN_STEP)
+    c = _Auto(NEG)  # no detector: the signal rule and its defaults, as before
+    assert c.detector is None and c.min_step == 1 and c.threshold == auto.DEFAULT_THRESHOLD
