@@ -161,20 +161,22 @@ def load_x0_scores(out: Path) -> dict:
     return out_
 
 
-def rise_choices(scores: dict, rise: float, min_step: int, steps: int = 20) -> dict:
-    """AutoDelayedNegative(detector=...)'s start per seed read off the recording (iteration 0 is unseen at run time)."""
+def rise_choices(scores: dict, rise: float, min_step: int, steps: int = 20, lookahead: bool = False) -> dict:
+    """AutoDelayedNegative(detector=...)'s start per seed read off the recording (iteration 0 is unseen at run time;
+    with ``lookahead`` iteration i's score is evaluated at the end of step i - 1 and decides step i)."""
     iters = list(range(steps))
-    return {s: decide_rise([None] + [float(v) for v in sc[1:]], iters, steps, rise, min_step) for s, sc in scores.items()}
+    return {s: decide_rise([None] + [float(v) for v in sc[1:]], iters, steps, rise, min_step, lookahead)
+            for s, sc in scores.items()}
 
 
-def _fit_rise(seeds_rows, starts, scores, subsets):
+def _fit_rise(seeds_rows, starts, scores, subsets, lookahead: bool = False):
     """Per subset, the (rise, min_step) with the best within-one accuracy on images with an oracle (ties: the
     whole-set accuracy, then less change)."""
     oracles = {s: R.oracle(r, starts) for s, r in seeds_rows.items()}
     best, keys = [None] * len(subsets), [(-1.0,)] * len(subsets)
     for rise in RISES:
-        for ms in RISE_MIN_STEPS:
-            ch = rise_choices(scores, rise, ms)
+        for ms in ((1,) + RISE_MIN_STEPS if lookahead else RISE_MIN_STEPS):
+            ch = rise_choices(scores, rise, ms, lookahead=lookahead)
             for j, sub in enumerate(subsets):
                 c = {s: k for s, k in ch.items() if s in sub}
                 a, chg = _score(seeds_rows, starts, c, oracles)
@@ -196,7 +198,7 @@ def fold_schemes(seeds: list[int]) -> dict:
             "blocks": [set(s for s in seeds if (s // 12) % 2 == 0), set(s for s in seeds if (s // 12) % 2 == 1)]}
 
 
-def calibrate_rise(out: Path) -> dict:
+def calibrate_rise(out: Path, lookahead: bool = False) -> dict:
     """Fit and cross-validate the detector rule; the old signal rule and the best fixed step on the same folds."""
     from .__main__ import load_signals
 
@@ -218,7 +220,7 @@ def calibrate_rise(out: Path) -> dict:
 
     result = {"folds": {}}
     for name, folds in fold_schemes(all_seeds).items():
-        fits = _fit_rise(seeds_rows, starts, scores, folds)
+        fits = _fit_rise(seeds_rows, starts, scores, folds, lookahead)
         old = _fit_all(seeds_rows, starts, sig, folds)
         rows = []
         for f in (0, 1):
@@ -226,20 +228,23 @@ def calibrate_rise(out: Path) -> dict:
             k = _fit_fixed(seeds_rows, starts, folds[f])
             rows.append({
                 "fit_on": f"fold {f}", "judged_on": f"fold {1 - f}",
-                "rise": {**fits[f], **judged(rise_choices(scores, fits[f]["rise"], fits[f]["min_step"]), held)},
+                "rise": {**fits[f], **judged(rise_choices(scores, fits[f]["rise"], fits[f]["min_step"],
+                                                          lookahead=lookahead), held)},
                 "signal": {**{x: old[f][x] for x in ("signal", "threshold", "max_fraction", "when", "fallback")},
                            **judged(_choices(sig, old[f]), held)},
                 "fixed": {"step": k, **judged({s: k for s in all_seeds}, held)},
             })
         result["folds"][name] = rows
-    fit = _fit_rise(seeds_rows, starts, scores, [set(all_seeds)])[0]
-    result["fit"] = fit
-    result["in_sample"] = judged(rise_choices(scores, fit["rise"], fit["min_step"]), set(all_seeds))
+    fit = _fit_rise(seeds_rows, starts, scores, [set(all_seeds)], lookahead)[0]
+    result["fit"] = {**fit, "lookahead": lookahead}
+    result["in_sample"] = judged(rise_choices(scores, fit["rise"], fit["min_step"], lookahead=lookahead),
+                                 set(all_seeds))
     old = _fit_all(seeds_rows, starts, sig, [set(all_seeds)])[0]
     result["signal_in_sample"] = {**{x: old[x] for x in ("signal", "threshold", "max_fraction", "when", "fallback")},
                                   **judged(_choices(sig, old), set(all_seeds))}
     result["fixed_in_sample"] = {k: judged({s: k for s in all_seeds}, set(all_seeds)) for k in starts}
-    (out / "auto-rise-calibration.json").write_text(json.dumps(_jsonable(result), indent=1))
+    name = "auto-rise-lookahead-calibration.json" if lookahead else "auto-rise-calibration.json"
+    (out / name).write_text(json.dumps(_jsonable(result), indent=1))
     return result
 
 
