@@ -2,7 +2,7 @@
 per-image oracle of the DDIM 20-step full sweep, and compare its decisions with the offline read-off of the
 recording (``benchmarks/auto_x0_signals.py``; ``calibrate`` fitted rise/min_step on it).
 
-    OMP_NUM_THREADS=1 python benchmarks/auto_rise_judge.py --out runs/study [--rule rise-lookahead]
+    OMP_NUM_THREADS=1 python benchmarks/auto_rise_judge.py --out runs/study [--rule rise-lookahead] [--detector dot-relative]
 """
 
 from __future__ import annotations
@@ -15,29 +15,29 @@ from pathlib import Path
 def main(argv=None):
     from negdelay.study import plan
     from negdelay.study import report as R
-    from negdelay.study.analysis import FULL, load_x0_scores, rise_choices, within_one_whole
+    from negdelay.study.analysis import FULL, load_x0_scores, rise_calibration_name, rise_choices, within_one_whole
     from negdelay.study.protocol import load_cell
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="runs/study")
     ap.add_argument("--rule", choices=("rise", "rise-lookahead"), default="rise")
+    ap.add_argument("--detector", choices=("dot", "dot-relative"), default="dot")
     a = ap.parse_args(argv)
     look = a.rule == "rise-lookahead"
     out = Path(a.out)
-    chunks = [json.loads(p.read_text()) for p in sorted((out / f"auto-{a.rule}-{FULL}").glob("chunk-*.json"))]
+    chunks = [json.loads(p.read_text()) for p in sorted((out / f"auto-{a.rule if a.detector == 'dot' else a.rule + '-' + a.detector}-{FULL}").glob("chunk-*.json"))]
     recs = [r for c in chunks for r in c["records"]]
     chosen = {r["seed"]: r["step"] for r in recs}
     seeds_rows = R.by_seed(load_cell(out, FULL))
     starts = list(plan.FULL_STARTS)
-    name = "auto-rise-lookahead-calibration.json" if look else "auto-rise-calibration.json"
-    fit = json.loads((out / name).read_text())["fit"]
-    offline = rise_choices(load_x0_scores(out), fit["rise"], fit["min_step"], lookahead=look)
+    fit = json.loads((out / rise_calibration_name(look, a.detector)).read_text())["fit"]
+    offline = rise_choices(load_x0_scores(out, a.detector), fit["rise"], fit["min_step"], lookahead=look)
     same = sum(offline[s] == k for s, k in chosen.items())
     res = R.judge_auto(seeds_rows, starts, chosen)
     probe = sum(c["cost"]["probe_rows"] for c in chunks)
     own = sum(c["cost"]["pipeline_rows"] for c in chunks)
     dec = sum(c["cost"].get("decodes", 0) for c in chunks)
-    print(f"rule: {a.rule}, rise {fit['rise']}, min_step {fit['min_step']}; {len(recs)} images")
+    print(f"rule: {a.rule}, detector {a.detector}, rise {fit['rise']}, min_step {fit['min_step']}; {len(recs)} images")
     print(f"decisions equal to the offline read-off: {same}/{len(chosen)}")
     print(f"within one step (images with an oracle): {R.pct(res['within_one'])}; exact {R.pct(res['exact'])}; "
           f"never applied though an oracle exists: {res['n_never']}; mean chosen - oracle {res['mean_diff']:+.2f}")

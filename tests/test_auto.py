@@ -420,3 +420,20 @@ def test_lookahead_needs_a_detector_and_picks_its_own_calibration():
     assert (b.rise, b.min_step) == (auto.DEFAULT_LOOKAHEAD_RISE, auto.DEFAULT_LOOKAHEAD_MIN_STEP)
     c = _Auto(NEG)  # no detector: the signal rule and its defaults, as before
     assert c.detector is None and c.min_step == 1 and c.threshold == auto.DEFAULT_THRESHOLD
+
+
+def test_dot_score_relative_ignores_the_objects_brightness():
+    """The relative score separates world images with and without the dot, and dimming the whole image (as a dark
+    green object decodes in early x0-predictions) leaves it nearly unchanged while the absolute score moves."""
+    from negdelay.study.signals import dot_score, dot_score_relative
+    from negdelay.toy import world
+
+    scenes = [world.make_scene(s) for s in range(60)]
+    images = np.stack([sc.image for sc in scenes])
+    has = np.array([sc.has_dot for sc in scenes])
+    rel = dot_score_relative(images)
+    assert has.any() and (~has).any()
+    assert rel[has].min() > 0.6 > rel[~has].max()
+    dim = (images.astype(np.float64) * 0.6).round().astype(np.uint8)
+    assert np.abs(dot_score_relative(dim) - rel).max() < 0.02
+    assert np.abs(dot_score(dim) - dot_score(images)).max() > 0.2

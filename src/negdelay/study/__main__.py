@@ -118,12 +118,13 @@ def cmd_auto(args) -> None:
     rise_rule = args.rule in ("rise", "rise-lookahead")
     look = args.rule == "rise-lookahead"
     if rise_rule:  # the detector rule with the embedded world's dot score, calibrated by `calibrate`
-        from .signals import dot_score
+        from .analysis import rise_calibration_name
+        from .signals import dot_score, dot_score_relative
 
-        name = "auto-rise-lookahead-calibration.json" if look else "auto-rise-calibration.json"
-        rc = json.loads((Path(args.out) / name).read_text())["fit"]
+        rc = json.loads((Path(args.out) / rise_calibration_name(look, args.detector)).read_text())["fit"]
         threshold, signal_kind, max_fraction, mode = None, args.rule, 1.0, {}
-        extra = dict(detector=dot_score, rise=rc["rise"], min_step=rc["min_step"], lookahead=look)
+        det = {"dot": dot_score, "dot-relative": dot_score_relative}[args.detector]
+        extra = dict(detector=det, rise=rc["rise"], min_step=rc["min_step"], lookahead=look)
     elif threshold is None:
         calib = json.loads((Path(args.out) / "auto-calibration.json").read_text())
         threshold = calib["threshold"] if calib["threshold"] is not None else float("inf")
@@ -141,7 +142,8 @@ def cmd_auto(args) -> None:
     none_img = {r["seed"]: im for r, im in zip(recs, images) if r["row"] == "none"}
     pipe = _pipe(args.threads)
     set_sampler(pipe, cell.sampler)
-    out = Path(args.out) / (f"auto-{args.rule}-{cell.name}" if rise_rule else f"auto-{cell.name}")
+    tag = args.rule if args.detector == "dot" else f"{args.rule}-{args.detector}"
+    out = Path(args.out) / (f"auto-{tag}-{cell.name}" if rise_rule else f"auto-{cell.name}")
     out.mkdir(parents=True, exist_ok=True)
     per = args.batch
     idx = list(range(len(cell.seeds)))
@@ -190,11 +192,11 @@ def cmd_calibrate(args) -> None:
     if not list((Path(args.out) / X0_DIR).glob("chunk-*.npz")):
         print(f"detector rule: no recording in {Path(args.out) / X0_DIR} (benchmarks/auto_x0_signals.py): skipped")
         return
-    for look in (False, True):
-        _print_rise(calibrate_rise(Path(args.out), lookahead=look), look)
+    for look, det in ((False, "dot"), (True, "dot"), (True, "dot-relative")):
+        _print_rise(calibrate_rise(Path(args.out), lookahead=look, detector=det), look, det)
 
 
-def _print_rise(r, look) -> None:
+def _print_rise(r, look, det) -> None:
     pc = lambda x: "-" if x is None else f"{100 * x['rate']:.1f} % [{100 * x['low']:.1f}, {100 * x['high']:.1f}] ({x['k']}/{x['n']})"  # noqa: E731
 
     def line(tag, d):
@@ -203,7 +205,7 @@ def _print_rise(r, look) -> None:
               f"{d['pixel']['mean']:.4f}; above fixed-step curve {100 * d['frontier_gap']:+.1f} pp")
 
     f = r["fit"]
-    print(f"detector rule{' with lookahead' if look else ''} (dot score of the negative-guided x0-prediction): "
+    print(f"detector rule{' with lookahead' if look else ''} ({det} score of the negative-guided x0-prediction): "
           f"rise {f['rise']}, min_step {f['min_step']} (fitted on all seeds); in sample:")
     line("detector rule", r["in_sample"])
     line("signal rule", r["signal_in_sample"])
@@ -252,7 +254,9 @@ def main(argv=None) -> None:
             p.add_argument("--batch", type=int, default=50)
             p.add_argument("--rule", choices=("signal", "rise", "rise-lookahead"), default="signal",
                            help="rise[-lookahead]: the detector rule with the world's dot score "
-                                "(auto-rise[-lookahead]-calibration.json)")
+                                "(auto-rise[-lookahead][-DETECTOR]-calibration.json)")
+            p.add_argument("--detector", choices=("dot", "dot-relative"), default="dot",
+                           help="the world's score for the detector rule (signals.dot_score / dot_score_relative)")
         if name == "report":
             p.add_argument("--img", default=None, help="folder for the plots (e.g. docs/img)")
     args = ap.parse_args(argv)

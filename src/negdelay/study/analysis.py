@@ -145,11 +145,15 @@ def within_one_whole(seeds_rows, starts, chosen: dict, n_steps: int = 20) -> dic
     return R.rate(near)
 
 
-def load_x0_scores(out: Path) -> dict:
+DETECTORS = ("dot", "dot-relative")
+
+
+def load_x0_scores(out: Path, detector: str = "dot") -> dict:
     """Per recorded seed, the embedded world's dot score (``signals.dot_score``) of the decoded negative-guided
     x0-prediction of every iteration of the no-negative DDIM 20-step run."""
-    from .signals import dot_score
+    from .signals import dot_score, dot_score_relative
 
+    score = {"dot": dot_score, "dot-relative": dot_score_relative}[detector]
     parts = [dict(np.load(p)) for p in sorted((Path(out) / X0_DIR).glob("chunk-*.npz"))]
     if not parts:
         raise FileNotFoundError(f"no x0 recordings in {Path(out) / X0_DIR} (run benchmarks/auto_x0_signals.py)")
@@ -157,7 +161,7 @@ def load_x0_scores(out: Path) -> dict:
     for part in parts:
         imgs = part["img_n"]
         for j, seed in enumerate(part["seeds"]):
-            out_[int(seed)] = dot_score(imgs[j])
+            out_[int(seed)] = score(imgs[j])
     return out_
 
 
@@ -198,14 +202,18 @@ def fold_schemes(seeds: list[int]) -> dict:
             "blocks": [set(s for s in seeds if (s // 12) % 2 == 0), set(s for s in seeds if (s // 12) % 2 == 1)]}
 
 
-def calibrate_rise(out: Path, lookahead: bool = False) -> dict:
+def rise_calibration_name(lookahead: bool, detector: str = "dot") -> str:
+    return f"auto-rise{'-lookahead' if lookahead else ''}{'' if detector == 'dot' else '-' + detector}-calibration.json"
+
+
+def calibrate_rise(out: Path, lookahead: bool = False, detector: str = "dot") -> dict:
     """Fit and cross-validate the detector rule; the old signal rule and the best fixed step on the same folds."""
     from .__main__ import load_signals
 
     out = Path(out)
     seeds_rows = R.by_seed(load_cell(out, FULL))
     starts = list(plan.FULL_STARTS)
-    scores = {s: v for s, v in load_x0_scores(out).items() if s in seeds_rows}
+    scores = {s: v for s, v in load_x0_scores(out, detector).items() if s in seeds_rows}
     sig = load_signals(out)
     all_seeds = sorted(scores)
 
@@ -236,15 +244,14 @@ def calibrate_rise(out: Path, lookahead: bool = False) -> dict:
             })
         result["folds"][name] = rows
     fit = _fit_rise(seeds_rows, starts, scores, [set(all_seeds)], lookahead)[0]
-    result["fit"] = {**fit, "lookahead": lookahead}
+    result["fit"] = {**fit, "lookahead": lookahead, "detector": detector}
     result["in_sample"] = judged(rise_choices(scores, fit["rise"], fit["min_step"], lookahead=lookahead),
                                  set(all_seeds))
     old = _fit_all(seeds_rows, starts, sig, [set(all_seeds)])[0]
     result["signal_in_sample"] = {**{x: old[x] for x in ("signal", "threshold", "max_fraction", "when", "fallback")},
                                   **judged(_choices(sig, old), set(all_seeds))}
     result["fixed_in_sample"] = {k: judged({s: k for s in all_seeds}, set(all_seeds)) for k in starts}
-    name = "auto-rise-lookahead-calibration.json" if lookahead else "auto-rise-calibration.json"
-    (out / name).write_text(json.dumps(_jsonable(result), indent=1))
+    (out / rise_calibration_name(lookahead, detector)).write_text(json.dumps(_jsonable(result), indent=1))
     return result
 
 

@@ -169,7 +169,14 @@ def region_stats(rec: Recording) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ auto's detector rule
-def dot_score(images) -> np.ndarray:
+def dot_score_relative(images) -> np.ndarray:
+    """As ``dot_score``, but the third-darkest value is divided by the object's median value first: ``1 - v3 /
+    median``. A dim object (dark green decodes dim in early x0-predictions) then does not read as a dot. Chosen
+    after looking at the per-colour failures of ``dot_score`` on the study's seeds (docs/study.md says so)."""
+    return dot_score(images, relative=True)
+
+
+def dot_score(images, relative: bool = False) -> np.ndarray:
     """The embedded world's accessory score for ``AutoDelayedNegative(detector=...)``: per image (``N x H x W x 3``,
     uint8 or float in [0, 1]; floats are quantised as the study's images are), ``1 -`` the third-darkest HSV value
     inside the object's 1-px dilated bounding box -- the continuous form of the judge's rule "at least 3 dark pixels
@@ -192,5 +199,8 @@ def dot_score(images) -> np.ndarray:
         obj = D._fill_holes(obj)
         ys, xs = np.nonzero(obj)
         box = v[max(ys.min() - 1, 0) : ys.max() + 2, max(xs.min() - 1, 0) : xs.max() + 2].ravel()
-        out[q] = 1.0 - np.sort(box)[2] if box.size >= 3 else 0.0
+        if box.size < 3:
+            continue
+        v3 = np.sort(box)[2]
+        out[q] = 1.0 - (v3 / max(float(np.median(v[obj])), 1e-3) if relative else v3)
     return out
