@@ -119,7 +119,12 @@ def test_without_guidance_changes_nothing_even_with_equal_latent_halves():
     stock = run(pipe, prompt=[PROMPTS[0]] * 2, **kw)
     with negdelay.apply(pipe, "glasses", start_step=1, clean_caption=False):
         got = run(pipe, prompt=[PROMPTS[0]] * 2, **kw)
+        guided_after = run(pipe, prompt=[PROMPTS[0]] * 2, latents=latents)  # same hook, next call guided
     assert np.array_equal(got, stock)
+    with negdelay.apply(pipe, "glasses", start_step=1, clean_caption=False):
+        guided_fresh = run(pipe, prompt=[PROMPTS[0]] * 2, latents=latents)
+    assert np.array_equal(guided_after, guided_fresh)  # the guidance decision is made per call
+    assert not np.array_equal(guided_fresh, run(pipe, prompt=[PROMPTS[0]] * 2, latents=latents))
 
 
 def test_never_switching_and_remove():

@@ -345,6 +345,7 @@ class DelayedNegativeHook(ModelHook):
         self._uncond_seen = False
         self._warned = False
         self._step_calls = (None, 0)  # ordered mode: (iteration, calls made in it so far)
+        self._guided: bool | None = None  # batched mode: the pipeline's guidance decision, fixed for a call
 
     def reset_state(self, module):
         self._new_call()
@@ -400,8 +401,10 @@ class DelayedNegativeHook(ModelHook):
         mode = self.target.mode
         if mode == "batched":
             total = _get(kwargs, self.target.inputs[0]).shape[0]
-            hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("sample"))
-            return (total // 2, True) if self.cfg(self.pipeline, hidden, total) else None
+            if self._guided is None:
+                hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("sample"))
+                self._guided = bool(self.cfg(self.pipeline, hidden, total))
+            return (total // 2, True) if self._guided else None
         if mode == "context":
             context = self.context._context
             uncond = context is not None and context.name == "uncond"
