@@ -24,48 +24,28 @@ def record(pipe, prompts, seeds, steps, negative, guidance=7.5):
     on the same input (one extra row, muted hook), and the decoded x0-predictions of the guided prediction with the
     empty unconditional (what the run does) and with the negative in its place (what a switch now would aim at)."""
     from negdelay.auto import x0_prediction
-    from negdelay.families import SD
     from negdelay.study.protocol import to_uint8
+    from negdelay.study.signals import negative_probe
 
     n = len(prompts)
     store = {k: [] for k in ("x", "u", "c", "n", "img_u", "img_n", "t")}
-    state = {"neg": None, "muted": False}
 
     def decode(x0):
         img = pipe.vae.decode(x0 / pipe.vae.config.scaling_factor, return_dict=False)[0]
         return to_uint8((img / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy())
 
-    def hook(module, args, kwargs, output):
-        if state["muted"]:
-            return None
-        sample = args[0] if args else kwargs["sample"]
-        t = args[1] if len(args) > 1 else kwargs["timestep"]
-        ehs = kwargs["encoder_hidden_states"]
-        out = output[0] if isinstance(output, tuple) else output.sample
-        if state["neg"] is None:
-            state["neg"] = SD().encode(pipe, [negative], {"prompt_embeds": ehs})["prompt_embeds"]
-        state["muted"] = True
-        try:
-            eps_n = module(sample[:n], t, encoder_hidden_states=state["neg"].expand(n, -1, -1), return_dict=False)[0]
-        finally:
-            state["muted"] = False
-        eu, ec = out[:n], out[n:]
-        store["x"].append(sample[:n].float().numpy())
+    def sink(sample, t, eu, ec, eps_n):
+        store["x"].append(sample.float().numpy())
         store["u"].append(eu.float().numpy())
         store["c"].append(ec.float().numpy())
         store["n"].append(eps_n.float().numpy())
         store["t"].append(float(t))
-        store["img_u"].append(decode(x0_prediction(pipe.scheduler, sample[:n], t, eu + guidance * (ec - eu))))
-        store["img_n"].append(decode(x0_prediction(pipe.scheduler, sample[:n], t, eps_n + guidance * (ec - eps_n))))
-        return None
+        store["img_u"].append(decode(x0_prediction(pipe.scheduler, sample, t, eu + guidance * (ec - eu))))
+        store["img_n"].append(decode(x0_prediction(pipe.scheduler, sample, t, eps_n + guidance * (ec - eps_n))))
 
-    handle = pipe.unet.register_forward_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            out = pipe(list(prompts), negative_prompt=[""] * n, num_inference_steps=steps, guidance_scale=guidance,
-                       generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds], output_type="np")
-    finally:
-        handle.remove()
+    with negative_probe(pipe, negative, n, sink), torch.no_grad():
+        out = pipe(list(prompts), negative_prompt=[""] * n, num_inference_steps=steps, guidance_scale=guidance,
+                   generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds], output_type="np")
     res = {k: np.stack(v, axis=1) for k, v in store.items() if k != "t"}
     res["t"] = np.array(store["t"])
     res["final"] = to_uint8(out.images)

@@ -18,6 +18,7 @@ rest of the object, and the background. ``region_stats`` measures per iteration 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,15 +39,15 @@ class Recording:
     sigmas: list[float]  # noise level per progress step
 
 
-def record(pipe, prompts: list[str], seeds: list[int], negative: str, steps: int, guidance: float = 7.5) -> Recording:
-    import torch
+@contextmanager
+def negative_probe(pipe, negative: str, n: int, sink):
+    """Within the block, every UNet call of ``pipe`` (``[unconditional, prompt]`` rows, ``n`` images) also evaluates
+    the negative on the unconditional rows' input (one extra call, not seen by the hook itself) and hands
+    ``sink(sample, t, eps_u, eps_c, eps_n)`` the ``n`` rows of each. The negative is encoded as the stock pipeline
+    encodes a ``negative_prompt`` (the SD family adapter)."""
+    from ..families import SD
 
-    from ..families import SD, run_facts
-    from .protocol import to_uint8
-
-    n = len(prompts)
-    store = {"u": [], "c": [], "n": [], "t": []}
-    state = {"neg": None, "muted": False, "facts": None}
+    state = {"neg": None, "muted": False}
 
     def hook(module, args, kwargs, output):
         if state["muted"]:
@@ -63,25 +64,41 @@ def record(pipe, prompts: list[str], seeds: list[int], negative: str, steps: int
             eps_n = module(sample[:n], t, encoder_hidden_states=state["neg"].expand(n, -1, -1), return_dict=False, **call)[0]
         finally:
             state["muted"] = False
-        store["u"].append(out[:n].float().cpu().numpy())
-        store["c"].append(out[n:].float().cpu().numpy())
+        sink(sample[:n], t, out[:n], out[n:], eps_n)
+        return None
+
+    handle = pipe.unet.register_forward_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def record(pipe, prompts: list[str], seeds: list[int], negative: str, steps: int, guidance: float = 7.5) -> Recording:
+    import torch
+
+    from ..families import run_facts
+    from .protocol import to_uint8
+
+    n = len(prompts)
+    store = {"u": [], "c": [], "n": [], "t": []}
+    state = {"facts": None}
+
+    def sink(sample, t, eps_u, eps_c, eps_n):
+        store["u"].append(eps_u.float().cpu().numpy())
+        store["c"].append(eps_c.float().cpu().numpy())
         store["n"].append(eps_n.float().cpu().numpy())
         store["t"].append(float(t))
-        return None
 
     def cb(pipeline, i, t, kw):
         if i == 0:
             state["facts"] = run_facts(pipeline, need_sigmas=True)
         return kw
 
-    handle = pipe.unet.register_forward_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            out = pipe(list(prompts), negative_prompt=[""] * n, num_inference_steps=steps, guidance_scale=guidance,
-                       generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds], output_type="np",
-                       callback_on_step_end=cb)
-    finally:
-        handle.remove()
+    with negative_probe(pipe, negative, n, sink), torch.no_grad():
+        out = pipe(list(prompts), negative_prompt=[""] * n, num_inference_steps=steps, guidance_scale=guidance,
+                   generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds], output_type="np",
+                   callback_on_step_end=cb)
     facts = state["facts"]
     stack = lambda k: np.stack(store[k], axis=1)  # noqa: E731
     return Recording(store["t"], facts.iteration_steps(), stack("u"), stack("c"), stack("n"), to_uint8(out.images),
