@@ -106,11 +106,9 @@ def load_signals(out: Path, sampler: str = "ddim", steps: int = 20) -> dict:
 
 def cmd_auto(args) -> None:
     """Run AutoDelayedNegative for real on a cell's seeds; score against the cell's no-negative images."""
-    import torch
-
     from ..auto import AutoDelayedNegative
     from . import plan
-    from .protocol import _atomic_json, distances, load_cell, load_images, render_rows, set_sampler, toy_scorer
+    from .protocol import load_cell, load_images, run_auto_chunks, set_sampler, toy_scorer
 
     cells = plan.cells(range(args.seeds))
     cell = cells[args.cell]
@@ -139,39 +137,22 @@ def cmd_auto(args) -> None:
         extra = {}
     recs = load_cell(Path(args.out), cell.name)
     images = load_images(Path(args.out), cell.name)
-    none_img = {r["seed"]: im for r, im in zip(recs, images) if r["row"] == "none"}
+    none_img = {(r["seed"], r["prompt"]): im for r, im in zip(recs, images) if r["row"] == "none"}
     pipe = _pipe(args.threads)
     set_sampler(pipe, cell.sampler)
     tag = args.rule if args.detector == "dot" else f"{args.rule}-{args.detector}"
     out = Path(args.out) / (f"auto-{tag}-{cell.name}" if rise_rule else f"auto-{cell.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    per = args.batch
-    idx = list(range(len(cell.seeds)))
-    for a in range(0, len(idx), per):
-        path = out / f"chunk-{a // per:04d}.json"
-        if path.exists():
-            continue
-        chunk = idx[a : a + per]
-        seeds = [cell.seeds[j] for j in chunk]
-        prompts = [cell.prompt_of(j) for j in chunk]
+
+    def make_callback():
         if rise_rule:
-            cb = AutoDelayedNegative(cell.negative, **extra)
-        else:
-            cb = AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind,
-                                     max_fraction=max_fraction, **mode)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            ims = render_rows(pipe, prompts, cell.negative, ["callback"] * len(seeds), seeds, cell.steps, cell.guidance,
-                              callback=cb)
-        sec = time.perf_counter() - t0
-        sc = toy_scorer(list(ims), prompts)
-        dist = distances(ims, np.stack([none_img[s] for s in seeds]))
-        rows = [{"seed": s, "prompt": p, "row": "auto", "step": k, **x, **d}
-                for s, p, k, x, d in zip(seeds, prompts, cb.last_steps, sc, dist)]
-        _atomic_json(path, {"records": rows, "cost": cb.last_cost, "seconds": sec, "threshold": threshold,
-                            "signal": signal_kind, "max_fraction": max_fraction, **mode,
-                            **{k: v for k, v in extra.items() if k != "detector"}, "signals": cb.last_signals})
-        print(f"auto {cell.name} chunk {a // per + 1}: {sec:.0f}s, extra UNet rows {cb.last_cost['extra']:.3f}", flush=True)
+            return AutoDelayedNegative(cell.negative, **extra)
+        return AutoDelayedNegative(cell.negative, threshold=threshold, signal_kind=signal_kind,
+                                   max_fraction=max_fraction, **mode)
+
+    settings = {"threshold": threshold, "signal": signal_kind, "max_fraction": max_fraction, **mode,
+                **{k: v for k, v in extra.items() if k != "detector"}}
+    run_auto_chunks(pipe, cell, out, args.batch, make_callback, toy_scorer, none_img,
+                    log=lambda m: print(m, flush=True), extra=settings)
 
 
 def cmd_calibrate(args) -> None:

@@ -198,6 +198,41 @@ def run_cell(pipe, cell: Cell, out: Path, scorer: Scorer, progress: bool = False
     return load_cell(out, cell.name)
 
 
+def run_auto_chunks(pipe, cell: Cell, folder: Path, per: int, make_callback: Callable, scorer: Scorer,
+                    none_images: dict, log=print, extra: dict | None = None) -> list[dict]:
+    """``AutoDelayedNegative`` on every seed of ``cell``, ``per`` images per batched call, resumable: one
+    ``chunk-NNNN.json`` per call (written atomically; existing chunks are kept). ``make_callback()`` builds the
+    callback of one call; ``none_images[(seed, prompt)]`` is the no-negative twin the change is measured against.
+    Each chunk holds the records (row ``"auto"``, the chosen ``step``, scores, distances), the callback's
+    ``last_cost`` and ``last_signals``, the seconds of the call and ``extra``. Returns the chunks, in order."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    idx = list(range(len(cell.seeds)))
+    n_chunks = -(-len(idx) // per)
+    for a in range(0, len(idx), per):
+        path = folder / f"chunk-{a // per:04d}.json"
+        if path.exists():
+            continue
+        chunk = idx[a : a + per]
+        seeds = [cell.seeds[j] for j in chunk]
+        prompts = [cell.prompt_of(j) for j in chunk]
+        cb = make_callback()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            images = render_rows(pipe, prompts, cell.negative, ["callback"] * len(chunk), seeds, cell.steps,
+                                 cell.guidance, cell.height, cell.width, callback=cb)
+        sec = time.perf_counter() - t0
+        scores = scorer(list(images), prompts)
+        dist = distances(images, np.stack([none_images[(s, p)] for s, p in zip(seeds, prompts)]))
+        rows = [{"seed": s, "prompt": p, "row": "auto", "step": k, **x, **d}
+                for s, p, k, x, d in zip(seeds, prompts, cb.last_steps, scores, dist)]
+        _atomic_json(path, {"records": rows, "cost": cb.last_cost, "seconds": sec,
+                            "signals": getattr(cb, "last_signals", None), **(extra or {})})
+        log(f"auto {cell.name} chunk {a // per + 1}/{n_chunks}: {sec:.0f}s, extra UNet rows {cb.last_cost['extra']:.3f}")
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("chunk-*.json"))]
+
+
 def load_cell(out: Path, name: str) -> list[dict]:
     folder = Path(out) / name
     records: list[dict] = []

@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from ..lab.config import TOY, Common, Starts
 from ..lab.models import LabError
 from . import report as R
-from .protocol import NONE, STOCK, Cell, ClipScorer, distances, load_cell, load_images, render_rows, run_cell, toy_scorer
+from .protocol import NONE, STOCK, Cell, ClipScorer, load_cell, load_images, run_auto_chunks, run_cell, toy_scorer
 
 
 class StudyConfig(Common):
@@ -132,36 +131,13 @@ def run_study(cfg: StudyConfig, log=None) -> StudyResult:
 
 
 def _run_auto(cfg, pipe, cell, out, scorer, say):
-    import torch  # noqa: F401
-
     from ..auto import AutoDelayedNegative
 
-    folder = out / "auto"
-    folder.mkdir(exist_ok=True)
     recs = load_cell(out, cell.name)
     ims = load_images(out, cell.name)
     none_img = {(r["seed"], r["prompt"]): im for r, im in zip(recs, ims) if r["row"] == NONE}
-    per = max(1, cfg.batch_size or 64)
-    idx = list(range(len(cell.seeds)))
-    for a in range(0, len(idx), per):
-        path = folder / f"chunk-{a // per:04d}.json"
-        if path.exists():
-            continue
-        chunk = idx[a : a + per]
-        seeds = [cell.seeds[j] for j in chunk]
-        prompts = [cell.prompt_of(j) for j in chunk]
-        cb = AutoDelayedNegative(cell.negative)
-        images = render_rows(pipe, prompts, cell.negative, ["callback"] * len(chunk), seeds, cell.steps, cell.guidance,
-                             cell.height, cell.width, callback=cb)
-        sc = scorer(list(images), prompts)
-        dist = distances(images, np.stack([none_img[(s, p)] for s, p in zip(seeds, prompts)]))
-        rows = [{"seed": s, "prompt": p, "row": "auto", "step": k, **x, **d}
-                for s, p, k, x, d in zip(seeds, prompts, cb.last_steps, sc, dist)]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"records": rows, "cost": cb.last_cost}))
-        tmp.replace(path)
-        say(f"  auto: chunk {a // per + 1}/{-(-len(idx) // per)}")
-    chunks = [json.loads(p.read_text()) for p in sorted(folder.glob("chunk-*.json"))]
+    chunks = run_auto_chunks(pipe, cell, out / "auto", max(1, cfg.batch_size or 64),
+                             lambda: AutoDelayedNegative(cell.negative), scorer, none_img, log=say)
     probe = sum(c["cost"]["probe_rows"] for c in chunks)
     own = sum(c["cost"]["pipeline_rows"] for c in chunks)
     return [r for c in chunks for r in c["records"]], {"probe_rows": probe, "pipeline_rows": own,
