@@ -152,6 +152,22 @@ def _call_local(pipeline, name: str):
     return None
 
 
+def _running_pipeline():
+    """The pipeline whose ``__call__`` is running innermost (None where no pipeline's ``__call__`` is on the stack)."""
+    from diffusers import DiffusionPipeline
+
+    frame = sys._getframe(2)
+    for _ in range(32):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "__call__":
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, DiffusionPipeline):
+                return owner
+        frame = frame.f_back
+    return None
+
+
 def _cfg_controlnet(pipeline, hidden, n_total) -> bool:
     """The ControlNet sees the unconditional rows unless ``guess_mode`` (then it runs on the conditional rows only)."""
     return bool(getattr(pipeline, "do_classifier_free_guidance", True)) and _call_local(pipeline, "guess_mode") is not True
@@ -428,6 +444,15 @@ class DelayedNegativeHook(ModelHook):
     # -- the hook ---------------------------------------------------------------------------------------------
 
     def pre_forward(self, module, *args, **kwargs):
+        running = _running_pipeline()
+        if running is not None and running is not self.pipeline:
+            # another pipeline shares this model (from_pipe, **components): this hook's steps, mode and guidance
+            # decision are read from the pipeline it was applied to, so it would change that call silently
+            raise RuntimeError(
+                f"negdelay.apply was applied to a {type(self.pipeline).__name__}, but a {type(running).__name__} that "
+                f"shares its {type(module).__name__} is calling it. Apply to the pipeline you call "
+                f"(negdelay.apply(pipe, ...) replaces the earlier one), or negdelay.remove() the first pipeline first."
+            )
         it, new_call = self._iteration()
         if new_call:
             self._timesteps = self.pipeline.scheduler.timesteps
@@ -448,12 +473,16 @@ class DelayedNegativeHook(ModelHook):
         keys = self._plan[min(it, len(self._plan) - 1)]
         if all(k is None for k in keys):
             return args, kwargs
-        built = self._built.get(keys)  # the unconditional rows for these keys, made once per call
+        # the unconditional rows for these keys, made once per call -- unless some rows keep the pipeline's own
+        # ones, which a step-end callback may replace mid-call (prompt_embeds): those are merged at every call
+        mixed = any(k is None for k in keys)
+        built = None if mixed else self._built.get(keys)
         if built is None:
             current = {name: _get(kwargs, name) for name in self.target.inputs}
             own = {name: None if t is None else t[:n_rows] for name, t in current.items()}
             built = self.target.merge(own, self._negative(current), keys)
-            self._built[keys] = built
+            if not mixed:
+                self._built[keys] = built
         if half:  # [unconditional, conditional]: the conditional half is taken as the pipeline passes it
             built = {name: torch.cat([t, _get(kwargs, name)[n_rows:]]) for name, t in built.items()}
         out = dict(kwargs)
