@@ -172,3 +172,61 @@ def test_qwen_mixed_rows_drop_the_long_own_negatives_padding():
     with reference(pipe, "transformer", change):
         want = run()
     assert np.array_equal(got, want)
+
+
+# -- one hook, several calls that differ ---------------------------------------------------------------------------
+
+
+def test_one_hook_over_calls_of_different_width_and_batch_equals_the_reference_of_each():
+    """The hook is applied once and the calls change ``max_sequence_length`` and ``num_images_per_prompt``: each call
+    equals its own forward reference (nothing encoded or merged for one call is reused for another)."""
+    pipe = tiny_flux()
+
+    def run(**kw):
+        return pipe(PROMPTS, negative_prompt=["", ""], generator=gen(), num_inference_steps=3,
+                    **{**FLUX, **kw}).images
+
+    calls_kw = [dict(max_sequence_length=8), dict(max_sequence_length=12), dict(max_sequence_length=12, num_images_per_prompt=2),
+                dict(max_sequence_length=8)]
+    with negdelay.apply(pipe, NEGS, start_step=1):
+        got = [run(**kw) for kw in calls_kw]
+    for kw, image in zip(calls_kw, got):
+        with reference(pipe, "transformer", no_change) as calls:
+            pipe(PROMPTS, negative_prompt=NEGS, generator=gen(), num_inference_steps=1, **{**FLUX, **kw, "output_type": "latent"})
+        neg = {name: calls[1][1][name].clone() for name in ("encoder_hidden_states", "pooled_projections")}
+
+        def change(step, index, kwargs, neg=neg):
+            if index % 2 == 1 and step >= 1:
+                kwargs.update(neg)
+
+        with reference(pipe, "transformer", change):
+            assert np.array_equal(image, run(**kw)), kw
+
+
+def test_text_encoder_changed_in_place_between_calls_is_followed():
+    """fuse_lora / set_adapters / load_lora_weights / textual inversion change a text encoder in place (same object,
+    same LoRA scale): a hook kept across calls must encode the negative as the stock pipeline then does, not reuse
+    the previous call's encoding (before the fix it did)."""
+    pipe = tiny_flux()
+
+    def run(negative_prompt=("", ""), **kw):
+        return pipe(PROMPTS, negative_prompt=list(negative_prompt), generator=gen(),
+                    **{**FLUX, "num_inference_steps": 3, **kw}).images
+
+    with negdelay.apply(pipe, NEGS, start_step=1):
+        before = run()
+        with torch.no_grad():
+            pipe.text_encoder_2.shared.weight.data.mul_(1.5)  # as fuse_lora edits weights: no version bump
+            pipe.text_encoder.final_layer_norm.weight.data.mul_(0.5)  # the pooled projection's input
+        got = run()
+    assert not np.array_equal(got, before)
+    with reference(pipe, "transformer", no_change) as calls:
+        run(NEGS, num_inference_steps=1, output_type="latent")
+    neg = {name: calls[1][1][name].clone() for name in ("encoder_hidden_states", "pooled_projections")}
+
+    def change(step, index, kwargs):
+        if index % 2 == 1 and step >= 1:
+            kwargs.update(neg)
+
+    with reference(pipe, "transformer", change):
+        assert np.array_equal(got, run())

@@ -406,11 +406,15 @@ class DelayedNegativeHook(ModelHook):
         key = (tuple(self.texts), like.shape[2:], like.device, like.dtype, encoders, lora_scale(self.pipeline), options)
         if self.target.merge is _concat_rows:
             key += (like.shape[1],)  # the negative is padded to the prompt's token length
+        # encoded once per pipeline call (shared by the hooks of one apply(), which see the same scheduler.timesteps),
+        # as the stock pipeline encodes its negative_prompt: LoRA loading, set_adapters, fuse_lora or textual
+        # inversion change the text encoders in place between calls, which no key can see
         cached = self._shared.get("negative")
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] != key or cached[1] is not self._timesteps:
             with torch.no_grad():
-                cached = self._shared["negative"] = (key, self.target.encode(self.pipeline, self.texts, current, **self.options))
-        return cached[1]
+                encoded = self.target.encode(self.pipeline, self.texts, current, **self.options)
+            cached = self._shared["negative"] = (key, self._timesteps, encoded)
+        return cached[2]
 
     def _unconditional(self, args, kwargs, it: int):
         """Rows of this call that are the unconditional pass: None (none of them) or (row count, in first half)."""
