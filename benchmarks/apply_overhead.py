@@ -7,9 +7,8 @@ QwenImage = context mode with padded rows, PixArt = batched mode reading the pip
 pair runs the stock ``pipe(prompt, negative_prompt=neg)`` and ``pipe(prompt, negative_prompt="")`` with
 ``negdelay.apply(pipe, neg, start_step=k)`` back to back (order alternating), same seed. Prints the median
 wall-time ratio (hooked / stock) with its interquartile range, and the denoiser calls and rows of one call each.
-The hook is applied anew before every hooked call (and removed before every stock call), so each hooked call
-encodes the negative once more besides the pipeline's own ``""``: the conservative figure (a hook kept across calls
-reuses its encoding).
+The hook is applied anew before every hooked call (and removed before every stock call); each hooked call encodes
+the negative once besides the pipeline's own ``""`` (the hook encodes once per pipeline call in any case).
 """
 
 from __future__ import annotations
