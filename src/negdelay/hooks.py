@@ -140,37 +140,34 @@ def _cfg_property(pipeline, hidden, n_total) -> bool:
     return bool(getattr(pipeline, "do_classifier_free_guidance", True))
 
 
-def _call_local(pipeline, name: str):
-    """A local variable of the pipeline's running ``__call__`` (None where there is no such frame or name)."""
+def _pipeline_frames():
+    """``(frame, pipeline)`` for every running ``DiffusionPipeline.__call__`` on the stack, innermost first."""
+    from diffusers import DiffusionPipeline
+
     frame = sys._getframe(1)
     for _ in range(32):
         if frame is None:
-            return None
-        if frame.f_code.co_name == "__call__" and frame.f_locals.get("self") is pipeline:
-            return frame.f_locals.get(name)
+            return
+        if frame.f_code.co_name == "__call__":
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, DiffusionPipeline):
+                yield frame, owner
         frame = frame.f_back
-    return None
+
+
+def _call_local(pipeline, name: str):
+    """A local variable of ``pipeline``'s running ``__call__`` (None where there is no such frame or name)."""
+    return next((frame.f_locals.get(name) for frame, owner in _pipeline_frames() if owner is pipeline), None)
 
 
 def _running_pipeline():
     """The pipeline whose ``__call__`` is running innermost (None where no pipeline's ``__call__`` is on the stack)."""
-    from diffusers import DiffusionPipeline
-
-    frame = sys._getframe(2)
-    for _ in range(32):
-        if frame is None:
-            return None
-        if frame.f_code.co_name == "__call__":
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, DiffusionPipeline):
-                return owner
-        frame = frame.f_back
-    return None
+    return next((owner for _, owner in _pipeline_frames()), None)
 
 
 def _cfg_controlnet(pipeline, hidden, n_total) -> bool:
     """The ControlNet sees the unconditional rows unless ``guess_mode`` (then it runs on the conditional rows only)."""
-    return bool(getattr(pipeline, "do_classifier_free_guidance", True)) and _call_local(pipeline, "guess_mode") is not True
+    return _cfg_property(pipeline, hidden, n_total) and _call_local(pipeline, "guess_mode") is not True
 
 
 def _cfg_local(pipeline, hidden, n_total) -> bool:
@@ -207,27 +204,27 @@ class Target:
         return any(cls.__name__ in self.pipelines for cls in type(pipeline).__mro__)
 
 
-_FLUX_NEEDS = "true_cfg_scale > 1 and a negative_prompt (\"\" is fine) in the pipeline call"
+_TRUE_CFG_NEEDS = "true_cfg_scale > 1 and a negative_prompt (\"\" is fine) in the pipeline call"
 
 TARGETS: list[Target] = [
     Target(
         name="flux-true-cfg", pipelines=("FluxPipeline",), model="transformer", mode="context",
         inputs=("encoder_hidden_states", "pooled_projections"), encode=_encode_flux, prompts=("negative_prompt_2",),
-        needs=_FLUX_NEEDS,
+        needs=_TRUE_CFG_NEEDS,
     ),
     Target(
         name="flux-true-cfg-ordered",
         pipelines=("FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxControlNetPipeline", "FluxKontextPipeline",
                    "FluxKontextInpaintPipeline"),
         model="transformer", mode="ordered", inputs=("encoder_hidden_states", "pooled_projections"),
-        encode=_encode_flux, prompts=("negative_prompt_2",), needs=_FLUX_NEEDS,
+        encode=_encode_flux, prompts=("negative_prompt_2",), needs=_TRUE_CFG_NEEDS,
     ),
     Target(
         name="qwenimage-true-cfg",
         pipelines=("QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"),
         model="transformer", mode="context", inputs=("encoder_hidden_states", "encoder_hidden_states_mask"),
         encode=_encode_qwen, prompts=(), options=(("max_sequence_length", 512),), merge=_concat_padded,
-        needs=_FLUX_NEEDS,
+        needs=_TRUE_CFG_NEEDS,
     ),
     Target(
         name="sdxl-controlnet-inpaint", pipelines=("StableDiffusionXLControlNetInpaintPipeline",), model="unet",
@@ -393,28 +390,21 @@ class DelayedNegativeHook(ModelHook):
         return it, fresh and it == 0
 
     def _begin(self, n_rows: int) -> None:
-        self._built = {}
         rows = sch.expand(self.rows, n_rows, "negative_prompt / start_* / stop_* lists")
         need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
         self._plan = sch.plan(rows, run_facts(self.pipeline, need_sigmas))
         self.last_plan = self._plan
 
     def _negative(self, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        like = current[self.target.inputs[0]]
-        encoders = tuple(id(getattr(self.pipeline, n, None)) for n in ("text_encoder", "text_encoder_2", "text_encoder_3"))
-        options = tuple(sorted(self.options.items()))
-        key = (tuple(self.texts), like.shape[2:], like.device, like.dtype, encoders, lora_scale(self.pipeline), options)
-        if self.target.merge is _concat_rows:
-            key += (like.shape[1],)  # the negative is padded to the prompt's token length
-        # encoded once per pipeline call (shared by the hooks of one apply(), which see the same scheduler.timesteps),
-        # as the stock pipeline encodes its negative_prompt: LoRA loading, set_adapters, fuse_lora or textual
-        # inversion change the text encoders in place between calls, which no key can see
+        """The negative's rows, encoded once per pipeline call and shared by the hooks of one apply() (they see the
+        same ``scheduler.timesteps``), as the stock pipeline encodes its ``negative_prompt``: LoRA loading,
+        ``set_adapters``, ``fuse_lora`` or textual inversion change the text encoders in place between calls."""
         cached = self._shared.get("negative")
-        if cached is None or cached[0] != key or cached[1] is not self._timesteps:
+        if cached is None or cached[0] is not self._timesteps:
             with torch.no_grad():
                 encoded = self.target.encode(self.pipeline, self.texts, current, **self.options)
-            cached = self._shared["negative"] = (key, self._timesteps, encoded)
-        return cached[2]
+            cached = self._shared["negative"] = (self._timesteps, encoded)
+        return cached[1]
 
     def _unconditional(self, args, kwargs, it: int):
         """Rows of this call that are the unconditional pass: None (none of them) or (row count, in first half)."""
@@ -460,7 +450,6 @@ class DelayedNegativeHook(ModelHook):
         it, new_call = self._iteration()
         if new_call:
             self._timesteps = self.pipeline.scheduler.timesteps
-            self._plan = None
             self._new_call()
         missing = [name for name in self.target.inputs if _get(kwargs, name, _MISSING) is _MISSING]
         if missing:
@@ -534,8 +523,9 @@ def apply(
 
     Same schedule arguments and step semantics as ``DelayedNegative``; per-encoder negatives
     (``negative_prompt_2``, ...) as the pipeline takes them; encoding options where the pipeline's call has them
-    (PixArt ``clean_caption=True``, QwenImage ``max_sequence_length=512``: give the values of your pipeline call). Applying again replaces the earlier
-    schedule (idempotent); ``remove(pipeline)`` restores the stock pipeline. Returns a context manager.
+    (PixArt ``clean_caption=True``, QwenImage ``max_sequence_length=512``: give the values of your pipeline call).
+    Applying again replaces the earlier schedule (idempotent); ``remove(pipeline)`` restores the stock pipeline.
+    Returns a context manager.
     """
     target = target_for(pipeline)
     if target is None:
