@@ -3,7 +3,9 @@ signal rule (library defaults), the detector rule and the detector rule with loo
 ``dot_score`` as detector, their calibrated defaults), interleaved runs on the embedded model (same prompts, seeds,
 batch), and the extra UNet rows and VAE decodes each reports.
 
-    OMP_NUM_THREADS=1 python benchmarks/auto_rule_cost.py [--repeats 5] [--batch 8] [--steps 20]
+    OMP_NUM_THREADS=1 python benchmarks/auto_rule_cost.py [--repeats 5] [--batch 8] [--steps 20] [--rules signal,...]
+
+``--rules signal`` times the fixed step against the signal rule alone (what docs/study.md's first cost table used).
 
 Prints the median time of each and its ratio to the fixed step. Timings depend on the machine (and on the load of a
 shared one); the row and decode counts do not.
@@ -24,7 +26,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rules", default="signal,detector,lookahead",
+                    help="comma-separated subset of signal, detector, lookahead (the fixed step always runs)")
     args = ap.parse_args()
+    rules = [r for r in args.rules.split(",") if r]
+    unknown = sorted(set(rules) - {"signal", "detector", "lookahead"})
+    if unknown or not rules:
+        ap.error(f"--rules: unknown {unknown}; choose from signal, detector, lookahead")
     torch.set_num_threads(args.threads)
     from diffusers import DDIMScheduler
 
@@ -46,12 +54,14 @@ def main() -> None:
         return time.perf_counter() - t
 
     fixed_step = max(1, args.steps // 4)
-    makers = {
-        f"DelayedNegative(start_step={fixed_step})": lambda: DelayedNegative(plan.NEG, start_step=fixed_step),
-        "Auto, signal rule (defaults)": lambda: AutoDelayedNegative(plan.NEG),
-        "Auto, detector rule": lambda: AutoDelayedNegative(plan.NEG, detector=dot_score),
-        "Auto, detector rule + lookahead": lambda: AutoDelayedNegative(plan.NEG, detector=dot_score, lookahead=True),
+    candidates = {
+        "signal": ("Auto, signal rule (defaults)", lambda: AutoDelayedNegative(plan.NEG)),
+        "detector": ("Auto, detector rule", lambda: AutoDelayedNegative(plan.NEG, detector=dot_score)),
+        "lookahead": ("Auto, detector rule + lookahead",
+                      lambda: AutoDelayedNegative(plan.NEG, detector=dot_score, lookahead=True)),
     }
+    makers = {f"DelayedNegative(start_step={fixed_step})": lambda: DelayedNegative(plan.NEG, start_step=fixed_step)}
+    makers.update(candidates[r] for r in rules)
     times = {k: [] for k in makers}
     costs = {k: [] for k in makers}
     for mk in makers.values():  # warm-up
