@@ -17,11 +17,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import count_unet, interleaved, ratio_stats  # noqa: E402
 
 
 def pipelines():
@@ -41,20 +42,6 @@ def pipelines():
     }
 
 
-def counted(model):
-    count = {"calls": 0, "rows": 0}
-    forward = model.forward
-
-    def wrapped(*args, **kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        count["calls"] += 1
-        count["rows"] += hidden.shape[0]
-        return forward(*args, **kwargs)
-
-    model.forward = wrapped
-    return count
-
-
 def measure(name, build, extra, *, pairs, steps, start):
     import torch
 
@@ -65,7 +52,7 @@ def measure(name, build, extra, *, pairs, steps, start):
     prompt, neg = ["a girl eating pizza"] * 2, ["glasses"] * 2
     options = {"clean_caption": False} if name == "pixart" else {}
     kw = {"num_inference_steps": steps, "output_type": "latent", **extra}
-    count = counted(pipe.transformer)  # wraps forward below the hook: counts what the model really runs
+    count = count_unet(pipe)
 
     def stock():
         pipe(prompt, negative_prompt=neg, generator=torch.Generator().manual_seed(0), **kw)
@@ -73,33 +60,15 @@ def measure(name, build, extra, *, pairs, steps, start):
     def hooked():
         pipe(prompt, negative_prompt=["", ""], generator=torch.Generator().manual_seed(0), **kw)
 
-    evals = {}
-    for label, fn in (("stock", stock), ("hooked", hooked)):
-        negdelay.remove(pipe)
-        if label == "hooked":
-            negdelay.apply(pipe, neg, start_step=start, **options)
-        count.update(calls=0, rows=0)
-        fn()
-        evals[label] = dict(count)
-    ratios, t_stock, t_hooked = [], [], []
-    for p in range(pairs):
-        took = {}
-        for label, fn in (("stock", stock), ("hooked", hooked))[:: -1 if p % 2 else 1]:
-            negdelay.remove(pipe)
-            if label == "hooked":
-                negdelay.apply(pipe, neg, start_step=start, **options)
-            t0 = time.perf_counter()
-            fn()
-            took[label] = time.perf_counter() - t0
-        t_stock.append(took["stock"])
-        t_hooked.append(took["hooked"])
-        ratios.append(took["hooked"] / took["stock"])
+    runs = {"stock": (lambda: negdelay.remove(pipe), stock),
+            "hooked": (lambda: negdelay.apply(pipe, neg, start_step=start, **options), hooked)}
+    times, evals = interleaved(runs, pairs, count)
     negdelay.remove(pipe)
-    q = statistics.quantiles(ratios, n=4)
+    ratio, q1, q3 = ratio_stats(times["hooked"], times["stock"])
     print(
         f"{name}: {pairs} interleaved pairs, {steps} steps, start step {start} | stock "
-        f"{statistics.median(t_stock) * 1000:.1f} ms, hooked {statistics.median(t_hooked) * 1000:.1f} ms | median ratio "
-        f"hooked/stock {statistics.median(ratios):.4f} (IQR {q[0]:.4f}-{q[2]:.4f}) | transformer calls/rows stock "
+        f"{statistics.median(times['stock']) * 1000:.1f} ms, hooked {statistics.median(times['hooked']) * 1000:.1f} ms | "
+        f"median ratio hooked/stock {ratio:.4f} (IQR {q1:.4f}-{q3:.4f}) | transformer calls/rows stock "
         f"{evals['stock']['calls']}/{evals['stock']['rows']}, hooked {evals['hooked']['calls']}/{evals['hooked']['rows']}",
         flush=True,
     )

@@ -21,18 +21,52 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def count_unet(pipe):
-    """Wrap ``pipe.unet.forward`` to count calls and rows; returns the counter dict."""
+    """Wrap the denoiser's ``forward`` (``pipe.unet``, else ``pipe.transformer``) to count calls and rows; returns the
+    counter dict. Installed before any negdelay hook, it counts what the model really runs."""
     counter = {"calls": 0, "rows": 0}
-    forward = pipe.unet.forward if hasattr(pipe, "unet") and pipe.unet is not None else pipe.transformer.forward
     module = pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+    forward = module.forward
 
-    def counted(sample, *args, **kwargs):
+    def counted(*args, **kwargs):
+        sample = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
         counter["calls"] += 1
         counter["rows"] += sample.shape[0]
-        return forward(sample, *args, **kwargs)
+        return forward(*args, **kwargs)
 
     module.forward = counted
     return counter
+
+
+def interleaved(runs, pairs: int, counter: dict) -> tuple[dict, dict]:
+    """Time ``runs`` = ``{label: (prepare, call)}`` (two of them) in ``pairs`` interleaved pairs, the order alternating;
+    ``prepare()`` (or None) runs untimed before each ``call()``. A first untimed round warms up and records the
+    ``counter`` (``count_unet``) of one call each. Returns ({label: [seconds]}, {label: counts})."""
+    labels = list(runs)
+    evals = {}
+    for label in labels:
+        prepare, call = runs[label]
+        if prepare:
+            prepare()
+        counter.update(calls=0, rows=0)
+        call()
+        evals[label] = dict(counter)
+    times = {label: [] for label in labels}
+    for p in range(pairs):
+        for label in labels[::-1] if p % 2 else labels:
+            prepare, call = runs[label]
+            if prepare:
+                prepare()
+            t0 = time.perf_counter()
+            call()
+            times[label].append(time.perf_counter() - t0)
+    return times, evals
+
+
+def ratio_stats(numerator: list[float], denominator: list[float]) -> tuple[float, float, float]:
+    """Median of the per-pair ratios and its interquartile range."""
+    ratios = [a / b for a, b in zip(numerator, denominator)]
+    q = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), q[0], q[2]
 
 
 def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=None, label="", reuse=False):
@@ -68,36 +102,20 @@ def measure(pipe, callback_factory, prompt, negative, *, pairs, steps, extra=Non
             del cb.callback_fn  # back to the class's method
         inside.append(spent[0])
 
-    evals = {}
-    for name, fn in (("stock", stock), ("delayed", delayed)):  # warm-up, and the UNet counts of one call each
-        counter.update(calls=0, rows=0)
-        fn()
-        evals[name] = dict(counter)
-    ratios, t_stock, t_delayed = [], [], []
-    for p in range(pairs):
-        order = [("stock", stock), ("delayed", delayed)]
-        if p % 2:
-            order.reverse()
-        took = {}
-        for name, fn in order:
-            t0 = time.perf_counter()
-            fn()
-            took[name] = time.perf_counter() - t0
-        t_stock.append(took["stock"])
-        t_delayed.append(took["delayed"])
-        ratios.append(took["delayed"] / took["stock"])
-    q = statistics.quantiles(ratios, n=4)
+    times, evals = interleaved({"stock": (None, stock), "delayed": (None, delayed)}, pairs, counter)
+    t_stock, t_delayed = times["stock"], times["delayed"]
+    q = ratio_stats(t_delayed, t_stock)
     result = {
         "label": label, "pairs": pairs, "steps": steps,
         "median_stock_s": statistics.median(t_stock), "median_delayed_s": statistics.median(t_delayed),
-        "median_ratio": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2],
+        "median_ratio": q[0], "ratio_q1": q[1], "ratio_q3": q[2],
         "unet_stock": evals["stock"], "unet_delayed": evals["delayed"],
         "median_inside_callback_s": statistics.median(inside),
     }
     print(
         f"{label}: {pairs} interleaved pairs, {steps} steps | stock {result['median_stock_s'] * 1000:.1f} ms, "
         f"delayed {result['median_delayed_s'] * 1000:.1f} ms | median ratio delayed/stock "
-        f"{result['median_ratio']:.4f} (IQR {q[0]:.4f}-{q[2]:.4f}) | UNet calls/rows stock "
+        f"{result['median_ratio']:.4f} (IQR {q[1]:.4f}-{q[2]:.4f}) | UNet calls/rows stock "
         f"{evals['stock']['calls']}/{evals['stock']['rows']}, delayed {evals['delayed']['calls']}/{evals['delayed']['rows']} | "
         f"inside the callback {result['median_inside_callback_s'] * 1000:.2f} ms per call "
         f"({result['median_inside_callback_s'] / result['median_stock_s']:.2%} of a stock call)"
