@@ -25,6 +25,8 @@ from diffusers import (
 )
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer
 
+from negdelay.toy.tokenizer import bpe
+
 HIDDEN = 32  # text encoder hidden size = transformer's joint_attention_dim
 TEMPLATE_PREFIX_TOKENS = 34  # tokens of the template before the prompt (what the pipeline drops)
 
@@ -52,27 +54,6 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
-def _bpe(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
-    """Byte-pair encoding of one pre-token: merge the best-ranked adjacent pair (all its occurrences) first."""
-    parts = list(symbols)
-    while len(parts) > 1:
-        ranked = [(ranks[p], i) for i, p in enumerate(zip(parts, parts[1:])) if p in ranks]
-        if not ranked:
-            break
-        _, i = min(ranked)
-        pair = (parts[i], parts[i + 1])
-        merged, j = [], 0
-        while j < len(parts):
-            if j + 1 < len(parts) and (parts[j], parts[j + 1]) == pair:
-                merged.append(parts[j] + parts[j + 1])
-                j += 2
-            else:
-                merged.append(parts[j])
-                j += 1
-        parts = merged
-    return parts
-
-
 def _pretokens(text: str) -> list[str]:
     """Qwen2's pre-tokens of ``text`` (regex split, then byte-level symbols), from a tokenizer with no merges."""
     bare = Qwen2Tokenizer(vocab={s: i for i, s in enumerate(_bytes_to_unicode().values())}, merges=[])
@@ -98,7 +79,7 @@ def vocab_and_merges(texts: list[str]) -> tuple[dict[str, int], list[tuple[str, 
     while changed:  # merges are only appended, each pre-token's encoding only gets shorter: this ends
         changed = False
         for piece in pieces:
-            parts = _bpe(list(piece), ranks)
+            parts = bpe(piece, ranks)
             while len(parts) > 1:
                 pair = (parts[0], parts[1])
                 ranks[pair] = len(merges)
@@ -106,7 +87,7 @@ def vocab_and_merges(texts: list[str]) -> tuple[dict[str, int], list[tuple[str, 
                 if pair[0] + pair[1] not in seen:
                     seen.add(pair[0] + pair[1])
                     tokens.append(pair[0] + pair[1])
-                parts = _bpe(list(piece), ranks)
+                parts = bpe(piece, ranks)
                 changed = True
     tokens += [s for s in SPECIAL if s not in seen]
     return {t: i for i, t in enumerate(tokens)}, merges

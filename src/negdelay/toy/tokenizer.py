@@ -7,7 +7,6 @@ from its characters, it maps every known word to a single id, and anything else 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from transformers import CLIPTokenizer
@@ -16,25 +15,31 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 _CHARS = "abcdefghijklmnopqrstuvwxyz0123456789,.-'"
 
 
-def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
-    """Byte-pair encoding of one word as CLIP's tokenizer does it: merge the best-ranked adjacent pair first."""
-    parts = list(word[:-1]) + [word[-1] + "</w>"]
+def bpe(parts: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """Byte-pair encoding of a symbol list as the tokenizers do it: merge the best-ranked adjacent pair (all its
+    occurrences) first, until no ranked pair is left."""
+    parts = list(parts)
     while len(parts) > 1:
-        pairs = [(ranks.get((a, b), None), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
-        best = min((r, i) for r, i in pairs if r is not None) if any(r is not None for r, _ in pairs) else None
-        if best is None:
+        ranked = [(ranks[p], i) for i, p in enumerate(zip(parts, parts[1:])) if p in ranks]
+        if not ranked:
             break
-        pair = (parts[best[1]], parts[best[1] + 1])
-        merged, i = [], 0
-        while i < len(parts):
-            if i + 1 < len(parts) and (parts[i], parts[i + 1]) == pair:
-                merged.append(parts[i] + parts[i + 1])
-                i += 2
+        _, i = min(ranked)
+        pair = (parts[i], parts[i + 1])
+        merged, j = [], 0
+        while j < len(parts):
+            if j + 1 < len(parts) and (parts[j], parts[j + 1]) == pair:
+                merged.append(parts[j] + parts[j + 1])
+                j += 2
             else:
-                merged.append(parts[i])
-                i += 1
+                merged.append(parts[j])
+                j += 1
         parts = merged
     return parts
+
+
+def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """One word as CLIP's tokenizer encodes it: its characters, the last one marked end-of-word, then ``bpe``."""
+    return bpe(list(word[:-1]) + [word[-1] + "</w>"], ranks)
 
 
 def vocab_and_merges(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
