@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,13 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def make_plots(rep, summaries, cells, settings, sig, img: Path) -> list[Path]:
@@ -75,10 +81,7 @@ def tradeoff(s, path: Path, xlabel: str = "start step of the negative (DDIM, 20 
     ax.set_ylabel("distance to the no-negative twin (95 % bootstrap)")
     ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def critical(settings, path: Path) -> Path:
@@ -100,10 +103,7 @@ def critical(settings, path: Path) -> Path:
     axes[2].invert_xaxis()
     axes[0].legend(fontsize=7)
     fig.suptitle("Where the negative stops removing: one curve per sampler / step count", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def reverse(summaries, cells, path: Path) -> Path:
@@ -121,10 +121,7 @@ def reverse(summaries, cells, path: Path) -> Path:
     ax.set_ylabel("accessory rate (95 % Wilson)")
     ax.set_title("Reverse activation? The accessory with no negative vs the negative from step 0", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def neutralization(s, path: Path) -> Path:
@@ -149,10 +146,7 @@ def neutralization(s, path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle("Neutralization: how much the negative's prediction cancels the prompt's guidance, per region",
                  fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def auto_plot(res, path: Path) -> Path:
@@ -175,7 +169,4 @@ def auto_plot(res, path: Path) -> Path:
     ax.set_ylabel("accessory rate (lower: more removed)")
     ax.set_title("Removal vs change: fixed start steps, auto, oracle (DDIM 20)", fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
