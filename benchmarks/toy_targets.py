@@ -110,7 +110,7 @@ def main(argv=None):
     print(f"  negative cuts it at least in half: {100 * ng:.1f} % vs {100 * p:.1f} % "
           f"{'PASS' if ng <= p / 2 else 'MISS'}")
     print(f"  prompted dot >= 80 %: {100 * pr:.1f} % {'PASS' if pr >= 0.8 else 'MISS'}")
-    print(f"  (design: dot under plain captions 25 / 40 / 55 % for circle / square / triangle)")
+    print("  (design: dot under plain captions 25 / 40 / 55 % for circle / square / triangle)")
     if args.json:
         args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, results=res), indent=1))
     if args.grid:

@@ -4,7 +4,6 @@ callback run for real."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np

@@ -78,7 +78,6 @@ def reference(pipe, rows_for_step):
     counter = {"step": 0}
     calls = []
     unet_forward = pipe.unet.forward
-    progress_bar = pipe.progress_bar
 
     def forward(sample, timestep, encoder_hidden_states, *args, **kwargs):
         new = rows_for_step(counter["step"], encoder_hidden_states)

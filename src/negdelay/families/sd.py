@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from .base import Family, lora_scale
 
 

@@ -262,8 +262,6 @@ def _cells_present(out: Path) -> dict:
 
 
 def _sigmas(cell) -> list[float]:
-    from ..lab.config import SCHEDULERS
-    from ..schedule import Run  # noqa: F401
     import diffusers
 
     from ..toy import MODEL_DIR

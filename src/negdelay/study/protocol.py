@@ -173,7 +173,7 @@ def run_cell(pipe, cell: Cell, out: Path, scorer: Scorer, progress: bool = False
         path = folder / f"chunk-{c:04d}.json"
         if path.exists():
             continue
-        rows, prompts, seeds, labels = [], [], [], []
+        rows, prompts, seeds = [], [], []
         for j in idx:
             for r in cell.rows:
                 rows.append(r)
