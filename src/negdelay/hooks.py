@@ -555,12 +555,12 @@ def apply(
     more = {name: more_prompts.get(name) for name in target.prompts}
     rows, texts = _rows(negative_prompt, more, start, stop, segments)
     models = _models(pipeline, target)
-    if models[0][1] is None:
+    if models[0][0] is None:
         raise ValueError(f"{type(pipeline).__name__} has no {target.model}: nothing to hook")
     remove(pipeline)
     shared: dict = {}
     hooks = []
-    for (name, model), cfg in zip(models, (target.cfg, *(c for _, c in target.also))):
+    for model, cfg in models:
         if model is None:
             continue
         hook = DelayedNegativeHook(pipeline, target, rows, texts, options, cfg=cfg, shared=shared)
@@ -569,22 +569,25 @@ def apply(
     return Applied(pipeline, hooks[0])
 
 
-def _models(pipeline, target: Target | None) -> list[tuple[str, object]]:
-    names = [target.model, *(n for n, _ in target.also)] if target else ["transformer", "unet", "controlnet"]
-    return [(n, getattr(pipeline, n, None)) for n in names]
+def _models(pipeline, target: Target | None) -> list[tuple[object, Callable | None]]:
+    """(model, its guidance test) for every model the target hooks, the main one first (any denoiser without one)."""
+    pairs = [(target.model, target.cfg), *target.also] if target else [(n, None) for n in ("transformer", "unet", "controlnet")]
+    return [(getattr(pipeline, name, None), cfg) for name, cfg in pairs]
+
+
+def _registry_with_our_hook(model):
+    registry = getattr(model, "_diffusers_hook", None)
+    return registry if registry is not None and registry.get_hook(HOOK_NAME) is not None else None
 
 
 def remove(pipeline) -> None:
     """Remove negdelay's hooks from ``pipeline`` (nothing happens when there are none)."""
-    for _, model in _models(pipeline, target_for(pipeline)):
-        registry = getattr(model, "_diffusers_hook", None)
-        if registry is not None and registry.get_hook(HOOK_NAME) is not None:
+    for model, _ in _models(pipeline, target_for(pipeline)):
+        registry = _registry_with_our_hook(model)
+        if registry is not None:
             registry.remove_hook(HOOK_NAME, recurse=False)
 
 
 def is_applied(pipeline) -> bool:
     target = target_for(pipeline)
-    if target is None:
-        return False
-    registry = getattr(getattr(pipeline, target.model, None), "_diffusers_hook", None)
-    return registry is not None and registry.get_hook(HOOK_NAME) is not None
+    return target is not None and _registry_with_our_hook(getattr(pipeline, target.model, None)) is not None
