@@ -1,0 +1,102 @@
+"""An independent reference for a delayed negative on a modular pipeline: no negdelay code, no guider wrapper.
+
+It wraps the denoiser's ``forward`` (every denoiser the case names: ``transformer``, ``transformer_2``, ...)
+and records each call's keyword arguments. Steps are counted from the calls themselves: a call whose
+timestep differs from the previous call's starts the next step, a timestep that goes up starts a new run
+(chunked video) at step 0. Within a step, the guider's batches run in its order, conditional first, so the
+second call of a step is the unconditional one.
+
+``reference(case, negative, k)``: the stock pipeline with its own unconditional inputs, except that the
+unconditional calls of steps ``>= k`` get the text inputs of the same call of a stock run that was given the
+negative as ``negative_prompt``. Text inputs are the keyword arguments in which the two stock runs'
+unconditional calls of step 0 differ (embeddings, masks, text ids, lengths, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+import torch
+
+
+def _scalar_t(t) -> float:
+    if isinstance(t, torch.Tensor):
+        return float(t.detach().float().max())
+    return float(t)
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@contextlib.contextmanager
+def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
+    """Record ``(step, role, kwargs)`` per denoiser call (role 0: first call of its step, 1: second, ...).
+
+    ``change(index, step, role, kwargs)`` may edit ``kwargs`` in place before the call runs.
+    """
+    calls = []
+    count = {"step": -1, "t": None, "role": 0}
+    modules = [getattr(pipe, n) for n in names]
+
+    def wrap(module):
+        forward = module.forward
+        params = list(inspect.signature(forward).parameters)
+
+        def wrapped(*args, **kwargs):
+            kwargs = {**dict(zip(params, args)), **kwargs}
+            t = _scalar_t(kwargs[timestep_key])
+            if count["t"] is None or t > count["t"]:
+                count["step"], count["role"] = 0, 0
+            elif t != count["t"]:
+                count["step"], count["role"] = count["step"] + 1, 0
+            else:
+                count["role"] += 1
+            count["t"] = t
+            if change is not None:
+                change(len(calls), count["step"], count["role"], kwargs)
+            calls.append((count["step"], count["role"], dict(kwargs)))
+            return forward(**kwargs)
+
+        module.forward = wrapped
+
+    for m in modules:
+        wrap(m)
+    try:
+        yield calls
+    finally:
+        for m in modules:
+            del m.forward
+
+
+def text_keys(own_calls, neg_calls) -> list[str]:
+    """The keyword arguments in which the unconditional call of step 0 differs between the two stock runs."""
+    own = next(kw for s, r, kw in own_calls if r == 1)
+    neg = next(kw for s, r, kw in neg_calls if r == 1)
+    keys = [k for k in own if not _same(own[k], neg.get(k))]
+    if not keys:
+        raise AssertionError("the negative changed no input of the unconditional call: the case cannot prove anything")
+    return keys
+
+
+def substituted(neg_calls, keys, k):
+    """``change`` for ``denoiser_calls``: unconditional calls of steps >= k get the negative run's text inputs."""
+
+    def change(index, step, role, kwargs):
+        if role == 1 and step >= k:
+            s, r, neg = neg_calls[index]
+            assert (s, r) == (step, role), "the two runs' calls do not line up"
+            for key in keys:
+                kwargs[key] = neg[key]
+
+    return change
