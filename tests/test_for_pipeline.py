@@ -83,7 +83,7 @@ def test_unserved_pipeline_says_neither_entry_point_covers_it():
     msg = str(err.value)
     assert "DDPMPipeline is not supported" in msg and "Supported pipelines:" in msg
     assert "negdelay.apply" not in msg
-    with pytest.raises(TypeError, match="negdelay.apply does not serve DDPMPipeline"):
+    with pytest.raises(TypeError, match="negdelay does not serve DDPMPipeline: `negdelay pipelines`"):
         negdelay.apply(pipe, "glasses", start_step=2)
 
 

@@ -19,6 +19,7 @@ from tiny import tiny_sd
 from tiny_families import no_change, reference, tiny_flux, tiny_sd3
 
 import negdelay
+from diffusers import DDPMPipeline, DDPMScheduler
 from negdelay import hooks
 
 PROMPTS = ["a girl eating pizza", "a photo of a cat"]
@@ -194,10 +195,10 @@ def test_sd3_img2img_batched_pass():
 
 def test_errors():
     sd = tiny_sd()
-    assert not hooks.supports(sd)
-    with pytest.raises(TypeError, match=r"does not serve StableDiffusionPipeline.*FluxPipeline.*DelayedNegative.for_pipeline"):
-        negdelay.apply(sd, "glasses", start_step=2)
+    assert hooks.supports(sd)  # every served pipeline, the SD family included
     negdelay.remove(sd)  # nothing applied: no error
+    with pytest.raises(TypeError, match=r"negdelay does not serve DDPMPipeline: `negdelay pipelines` lists"):
+        negdelay.apply(DDPMPipeline(unet=sd.unet, scheduler=DDPMScheduler()), "glasses", start_step=2)
     pipe = tiny_flux()
     assert hooks.supports(pipe)
     with pytest.raises(TypeError, match=r"unknown arguments \['negative_prompt_3'\]"):

@@ -22,6 +22,7 @@ from diffusers import (
 from tiny_families import HIDDEN, no_change, reference, tiny_flux
 
 import negdelay
+from negdelay.pipelines import declaration_for
 from negdelay import hooks
 
 PROMPTS = ["a girl eating pizza", "a photo of a cat"]
@@ -88,7 +89,7 @@ def swap(tokens, pooled, steps):
 @pytest.mark.parametrize("k", [1, 3])
 def test_equals_reference(name, k):
     pipe = make(name)
-    assert hooks.target_for(pipe).mode == "ordered"
+    assert declaration_for(pipe).mode == "ordered"
     tokens, pooled = captured(pipe, name, num_images_per_prompt=2)
     with negdelay.apply(pipe, NEGS, start_step=k):
         got = run(pipe, name, num_images_per_prompt=2)

@@ -14,6 +14,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from tiny_families import no_change, reference, tiny_pixart
 
 import negdelay
+from negdelay.pipelines import declaration_for
 from negdelay import hooks
 
 PROMPTS = ["a girl eating pizza", "a photo of a cat"]
@@ -57,10 +58,10 @@ def swap(neg, steps):
 @pytest.mark.parametrize("k", [1, 3])
 def test_equals_reference(sched, k):
     pipe = tiny_pixart(SCHEDULERS[sched]())
-    assert hooks.target_for(pipe).mode == "batched"
+    assert declaration_for(pipe).mode == "batched"
     neg = captured(pipe, NEGS, 4, num_images_per_prompt=2)
     assert not torch.equal(neg["encoder_attention_mask"][0], neg["encoder_attention_mask"][2])  # masks differ per text
-    with negdelay.apply(pipe, NEGS, start_step=k, clean_caption=False):
+    with negdelay.apply(pipe, NEGS, start_step=k):
         got = run(pipe, num_images_per_prompt=2)
     with reference(pipe, "transformer", swap(neg, lambda s: s >= k)) as calls:
         want = run(pipe, num_images_per_prompt=2)
@@ -73,7 +74,7 @@ def test_equals_reference(sched, k):
 def test_sigma_pipeline_fraction_and_stop():
     pipe = tiny_pixart(cls=PixArtSigmaPipeline)
     neg = captured(pipe, NEGS, 2)
-    with negdelay.apply(pipe, NEGS, start_fraction=0.2, stop_step=4, clean_caption=False):  # steps 1..3
+    with negdelay.apply(pipe, NEGS, start_fraction=0.2, stop_step=4):  # steps 1..3
         got = run(pipe)
     assert np.array_equal(got, tiny_ref(pipe, swap(neg, lambda s: 1 <= s < 4)))
 
@@ -94,20 +95,20 @@ def test_mask_must_be_swapped_too():
             kwargs["encoder_hidden_states"] = torch.cat([neg["encoder_hidden_states"], kwargs["encoder_hidden_states"][2:]])
 
     assert np.abs(tiny_ref(pipe, tokens_only) - both).max() > 1e-4
-    with negdelay.apply(pipe, ["a very blurry dog", "glasses"], start_step=2, clean_caption=False):
+    with negdelay.apply(pipe, ["a very blurry dog", "glasses"], start_step=2):
         assert np.array_equal(run(pipe), both)
 
 
-def test_clean_caption_option_follows_the_call():
-    """The negative is preprocessed as the call's ``clean_caption`` says (lower-cased at least): give apply() the
-    same value as the pipeline call."""
+def test_encoding_follows_the_calls_own_arguments():
+    """The negative is encoded with the arguments of the pipeline's own encode_prompt call (clean_caption,
+    max_sequence_length): apply() takes no encoding options."""
     pipe = tiny_pixart()
     neg = captured(pipe, ["GLASSES", "Blurry Dog"], 2)
-    with negdelay.apply(pipe, ["GLASSES", "Blurry Dog"], start_step=2, clean_caption=False):
+    with negdelay.apply(pipe, ["GLASSES", "Blurry Dog"], start_step=2):
         got = run(pipe)
     assert np.array_equal(got, tiny_ref(pipe, swap(neg, lambda s: s >= 2)))
-    with pytest.raises(TypeError, match=r"unknown arguments \['negative_prompt_2'\].*encoding options: \['clean_caption'\]"):
-        negdelay.apply(pipe, "glasses", start_step=2, negative_prompt_2="x")
+    with pytest.raises(TypeError, match=r"unknown arguments \['clean_caption'\].*allowed extra negatives: \[\]"):
+        negdelay.apply(pipe, "glasses", start_step=2, clean_caption=False)
 
 
 def test_without_guidance_changes_nothing_even_with_equal_latent_halves():
@@ -117,11 +118,11 @@ def test_without_guidance_changes_nothing_even_with_equal_latent_halves():
     latents = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(1)).repeat(2, 1, 1, 1)
     kw = dict(guidance_scale=1.0, latents=latents)
     stock = run(pipe, prompt=[PROMPTS[0]] * 2, **kw)
-    with negdelay.apply(pipe, "glasses", start_step=1, clean_caption=False):
+    with negdelay.apply(pipe, "glasses", start_step=1):
         got = run(pipe, prompt=[PROMPTS[0]] * 2, **kw)
         guided_after = run(pipe, prompt=[PROMPTS[0]] * 2, latents=latents)  # same hook, next call guided
     assert np.array_equal(got, stock)
-    with negdelay.apply(pipe, "glasses", start_step=1, clean_caption=False):
+    with negdelay.apply(pipe, "glasses", start_step=1):
         guided_fresh = run(pipe, prompt=[PROMPTS[0]] * 2, latents=latents)
     assert np.array_equal(guided_after, guided_fresh)  # the guidance decision is made per call
     assert not np.array_equal(guided_fresh, run(pipe, prompt=[PROMPTS[0]] * 2, latents=latents))
@@ -131,9 +132,9 @@ def test_never_switching_and_remove():
     pipe = tiny_pixart(DDIMScheduler())
     stock = run(pipe)
     for kw in (dict(start_step=STEPS), dict(start_fraction=1.0)):
-        with negdelay.apply(pipe, NEGS, clean_caption=False, **kw):
+        with negdelay.apply(pipe, NEGS, **kw):
             assert np.array_equal(run(pipe), stock)
-    negdelay.apply(pipe, NEGS, start_step=1, clean_caption=False)
+    negdelay.apply(pipe, NEGS, start_step=1)
     first = run(pipe)
     assert np.array_equal(run(pipe), first)  # a second call counts its steps from 0 again
     assert not np.array_equal(first, stock)

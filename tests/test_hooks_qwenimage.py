@@ -17,6 +17,7 @@ from tiny_families import no_change, reference
 from tiny_qwen import tiny_qwenimage
 
 import negdelay
+from negdelay.pipelines import declaration_for
 from negdelay import hooks
 
 PROMPTS = ["a girl eating pizza", "a photo of a cat"]
@@ -58,7 +59,7 @@ def ref(pipe, change, **kw):
 @pytest.mark.parametrize("k", [1, 3])
 def test_equals_reference_negatives_of_different_lengths(sched, k):
     pipe = tiny_qwenimage(FlowMatchEulerDiscreteScheduler() if sched == "flow_euler" else FlowMatchEulerDiscreteScheduler(shift=3.0))
-    assert hooks.target_for(pipe).mode == "context"
+    assert declaration_for(pipe).mode == "context"
     neg = captured(pipe, NEGS)
     assert neg["encoder_hidden_states_mask"] is not None  # different lengths: padded and masked
     with negdelay.apply(pipe, NEGS, start_step=k):
@@ -124,11 +125,11 @@ def test_never_switching_remove_and_idempotent():
 
 def test_options_and_errors():
     pipe = tiny_qwenimage()
-    with pytest.raises(TypeError, match=r"unknown arguments \['negative_prompt_2'\].*encoding options: \['max_sequence_length'\]"):
+    with pytest.raises(TypeError, match=r"unknown arguments \['negative_prompt_2'\].*allowed extra negatives: \[\]"):
         negdelay.apply(pipe, "glasses", start_step=1, negative_prompt_2="x")
     neg = captured(pipe, ["glasses"] * 2, max_sequence_length=3)  # the call's truncation applies to the negative too
     assert neg["encoder_hidden_states"].shape[1] == 3
-    with negdelay.apply(pipe, "glasses", start_step=2, max_sequence_length=3):
+    with negdelay.apply(pipe, "glasses", start_step=2):  # the call's max_sequence_length, read from the call
         got = run(pipe, max_sequence_length=3)
     assert np.array_equal(got, ref(pipe, swap(neg, lambda s: s >= 2), max_sequence_length=3))
     with negdelay.apply(pipe, "glasses", start_step=2):

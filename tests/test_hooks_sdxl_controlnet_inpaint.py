@@ -16,6 +16,7 @@ from diffusers import DDIMScheduler, EulerDiscreteScheduler, StableDiffusionXLCo
 from tiny_families import no_change, reference, tiny_sdxl_controlnet
 
 import negdelay
+from negdelay.pipelines import declaration_for
 from negdelay import DelayedNegative, hooks
 
 PROMPTS = ["a girl eating pizza", "a photo of a cat"]
@@ -65,7 +66,7 @@ def test_equals_reference(sched, guess_mode, k):
     base = {"euler": None, "ddim": DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                                  steps_offset=1, clip_sample=False)}[sched]
     pipe = make(base)
-    assert hooks.target_for(pipe).name == "sdxl-controlnet-inpaint"
+    assert declaration_for(pipe).family == "Stable Diffusion XL"
     neg = captured(pipe, n_images=2)
     with negdelay.apply(pipe, NEGS, start_step=k):
         got = run(pipe, ["", ""], num_images_per_prompt=2, guess_mode=guess_mode)

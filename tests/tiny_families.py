@@ -98,19 +98,20 @@ def tiny_sdxl_controlnet(scheduler=None, cls=None):
     return pipe
 
 
-def tiny_sd3(scheduler=None):
-    """CLIP-L + CLIP-G (hidden 32 each: pooled 64) and T5 (d_model 32); use ``max_sequence_length=8``."""
+def tiny_sd3(scheduler=None, channels=4):
+    """CLIP-L + CLIP-G (hidden 32 each: pooled 64) and T5 (d_model 32); use ``max_sequence_length=8``.
+    ``channels=16``: the latent width SD3 inpainting insists on."""
     tokenizer = make_tokenizer(WORDS, model_max_length=12)
     tokenizer_2 = make_tokenizer(WORDS, model_max_length=12)
     tokenizer_3 = make_tokenizer(WORDS, model_max_length=16)
     torch.manual_seed(0)
     transformer = SD3Transformer2DModel(
-        sample_size=8, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=4,
-        caption_projection_dim=HIDDEN, joint_attention_dim=HIDDEN, pooled_projection_dim=2 * HIDDEN, out_channels=4,
+        sample_size=8, patch_size=1, in_channels=channels, num_layers=1, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=HIDDEN, joint_attention_dim=HIDDEN, pooled_projection_dim=2 * HIDDEN, out_channels=channels,
     ).eval()
     pipe = StableDiffusion3Pipeline(
         transformer=transformer, scheduler=scheduler or FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=_vae(shift_factor=0.0609, scaling_factor=1.5035),
+        vae=_vae(latent_channels=channels, shift_factor=0.0609, scaling_factor=1.5035),
         text_encoder=clip(tokenizer, 0, projection=True), tokenizer=tokenizer,
         text_encoder_2=clip(tokenizer_2, 1, projection=True), tokenizer_2=tokenizer_2,
         text_encoder_3=t5(tokenizer_3, 2), tokenizer_3=tokenizer_3,

@@ -47,16 +47,20 @@ def lora_scale(pipeline):
     return kwargs.get("scale", None) if kwargs else None
 
 
-def run_facts(pipeline, need_sigmas: bool) -> Run:
+def run_facts(pipeline, need_sigmas: bool, begin: int | None = None) -> Run:
     """Read the facts of the running call from the pipeline and its scheduler (call it at the first step).
 
     The loop's timesteps are always a suffix of ``scheduler.timesteps`` (img2img drops the first
-    ``t_start * order``), so the steps that run are ``num_inference_steps - begin // order``.
+    ``t_start * order``), so the steps that run are ``num_inference_steps - begin // order``. ``begin`` is the
+    index of the loop's first timestep where the caller knows it (the scheduler's step index at the first
+    denoiser call); else the pipeline's ``_num_timesteps`` tells it.
     """
     sched = pipeline.scheduler
     all_t = sched.timesteps
-    n_iter = getattr(pipeline, "_num_timesteps", None) or len(all_t)
-    begin = len(all_t) - n_iter
+    if begin is None:
+        n_iter = getattr(pipeline, "_num_timesteps", None) or len(all_t)
+        begin = len(all_t) - n_iter
+    n_iter = len(all_t) - begin
     n_inference = getattr(sched, "num_inference_steps", None)
     if n_inference is None or getattr(sched, "custom_timesteps", False):
         # timesteps= given to the pipeline: DDPM keeps a stale num_inference_steps; the pipeline counts them all

@@ -1,0 +1,143 @@
+"""Call boundaries without stack frames: ``apply`` wraps two instance methods every served pipeline calls.
+
+- the declaration's ``starts`` method (``encode_prompt``): its first call after the previous call's denoising
+  starts a new pipeline call; its bound arguments are recorded (the negative is encoded with them);
+- ``maybe_free_model_hooks``, which diffusers pipelines call at the end of ``__call__``: the call has ended.
+
+Both are set as instance attributes (``pipe.encode_prompt = wrapper``) and deleted by ``remove``, which restores
+the class's methods. A denoiser call outside a call of the applied pipeline (another pipeline sharing the model)
+or from another thread than the running call's is refused: the per-call state belongs to one call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import threading
+
+from diffusers.hooks.hooks import BaseState
+
+END = "maybe_free_model_hooks"
+
+
+class CallState(BaseState):
+    """Everything one pipeline call needs; a new one per call, shared by the hooks of one ``apply``."""
+
+    def __init__(self, tracker: "CallTracker"):
+        self._tracker = tracker
+        self.reset()
+
+    def reset(self, *args, **kwargs) -> None:
+        self.thread = threading.get_ident()
+        self.encode_args: dict = {}
+        self.encode_result = None
+        self.denoised = False  # a denoiser call has been made
+        self.ended = False
+        self.base_index: int | None = None  # the scheduler's step index at the call's first denoiser call
+        self.plan: list[tuple] | None = None
+        self.negative: dict | None = None
+        self.built: dict = {}
+        self.calls: dict[str, int] = {}  # denoiser -> calls made (schedulers without step_index)
+        self.in_step: dict[str, tuple] = {}  # denoiser -> (iteration, calls in it) for ordered mode
+        self.guided: dict[str, bool] = {}  # denoiser -> guidance decision (batched mode)
+        self.uncond_seen = False
+        self.warned = False
+
+    def original(self, name: str):
+        """The pipeline's own (unwrapped) method ``name``."""
+        return self._tracker.original(name)
+
+
+class CallTracker:
+    """Wraps ``starts`` and ``maybe_free_model_hooks`` on one pipeline instance; holds the running call's state."""
+
+    def __init__(self, pipeline, starts: str):
+        self.pipeline = pipeline
+        self.starts = starts
+        self.state: CallState | None = None
+        self._lock = threading.Lock()
+        self._quiet = 0  # > 0 while negdelay itself calls the pipeline's encode_prompt
+        self._wrapped: list[str] = []
+        for name in (starts, END):
+            if not callable(getattr(pipeline, name, None)):
+                raise TypeError(f"{type(pipeline).__name__} has no method {name}(): negdelay cannot see its calls")
+        self._signature = inspect.signature(getattr(type(pipeline), starts))
+        self._wrap(starts, self._on_start)
+        self._wrap(END, self._on_end)
+
+    def original(self, name: str):
+        return getattr(type(self.pipeline), name).__get__(self.pipeline)
+
+    def _wrap(self, name: str, before) -> None:
+        method = self.original(name)
+
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            if not self._quiet:
+                before(args, kwargs)
+            return method(*args, **kwargs)
+
+        wrapper._negdelay_tracker = self
+        setattr(self.pipeline, name, wrapper)
+        self._wrapped.append(name)
+
+    @contextlib.contextmanager
+    def quietly(self):
+        """negdelay encodes a negative with the pipeline's own methods: not a new pipeline call."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    def restore(self) -> None:
+        for name in self._wrapped:
+            if getattr(self.pipeline.__dict__.get(name), "_negdelay_tracker", None) is self:
+                delattr(self.pipeline, name)
+        self._wrapped = []
+        self.state = None
+
+    def _on_start(self, args, kwargs) -> None:
+        with self._lock:
+            state = self.state
+            if state is not None and _busy_elsewhere(state):
+                raise RuntimeError(_CONCURRENT.format(name=type(self.pipeline).__name__))
+            if state is None or state.ended or state.denoised or state.thread != threading.get_ident():
+                state = self.state = CallState(self)
+        bound = self._signature.bind(self.pipeline, *args, **kwargs)
+        state.encode_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+
+    def _on_end(self, args, kwargs) -> None:
+        state = self.state
+        if state is not None and state.thread == threading.get_ident():
+            state.ended = True
+
+    def running(self, module) -> CallState:
+        """The running call's state, for a denoiser call; refuses calls that do not belong to it."""
+        state = self.state
+        name = type(self.pipeline).__name__
+        if state is None or state.ended:
+            raise RuntimeError(
+                f"negdelay.apply was applied to a {name}, but its {type(module).__name__} was called outside a call of "
+                f"that {name} (another pipeline sharing the model, e.g. from_pipe or **components, or a direct call). "
+                f"Apply to the pipeline you call (negdelay.apply(pipe, ...) replaces the earlier one), or "
+                f"negdelay.remove() the first pipeline first."
+            )
+        if state.thread != threading.get_ident():
+            raise RuntimeError(_CONCURRENT.format(name=name))
+        state.denoised = True
+        return state
+
+
+def _busy_elsewhere(state: CallState) -> bool:
+    """A call of another thread that has not ended (a thread that died mid-call no longer counts)."""
+    if state.ended or state.thread == threading.get_ident():
+        return False
+    return any(t.ident == state.thread for t in threading.enumerate())
+
+
+_CONCURRENT = (
+    "negdelay.apply: this {name} is already running a call in another thread. A diffusers pipeline (its scheduler) "
+    "and negdelay's per-call state serve one call at a time: use one pipeline per thread."
+)

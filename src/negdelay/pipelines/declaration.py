@@ -1,0 +1,87 @@
+"""One declaration per served pipeline class: where its unconditional pass is and how to encode a negative for it.
+
+A declaration is data. The hook classes (``negdelay.hooks.modes``) read it; the contract test, ``negdelay pipelines``
+and docs/pipelines.md are generated from the same registry, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: how the unconditional pass is found in the denoiser calls of one loop iteration
+MODES = {
+    "batched": "one denoiser call per step with [unconditional, conditional] rows; the first half is swapped",
+    "context": "a separate denoiser call inside cache_context(\"uncond\"); that call's text inputs are swapped",
+    "ordered": "a separate denoiser call, the second of each step (no cache context); its text inputs are swapped",
+    "list": "one call with a list-of-tensors batch [conditional..., unconditional...]; the second half is swapped",
+}
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """How negdelay serves the pipeline classes it is registered for.
+
+    family: a name for grouping (docs, ``negdelay pipelines``).
+    mode: one of ``MODES``.
+    inputs: the denoiser's keyword arguments that carry the text in the unconditional pass (a dotted name reads a
+        nested dict: ``added_cond_kwargs.text_embeds``). The contract test checks this list is complete.
+    encode: ``(pipeline, texts, current, call) -> {input: one row per text}``: the negative texts (tuples, one text
+        per encoder) encoded as the stock pipeline encodes its ``negative_prompt`` in this call. ``current`` holds
+        this call's unconditional inputs; ``call`` the pipeline call's record (``call.encode_args``: the bound
+        arguments of the pipeline's own ``encode_prompt`` call).
+    denoisers: pipeline attributes of the models that see the unconditional pass (the first one must exist).
+    prompts: per-encoder negatives ``apply()`` accepts besides ``negative_prompt`` (``negative_prompt_2``, ...).
+    needs: what the user passes so that the pipeline runs an unconditional pass.
+    merge: ``(own, negative, keys) -> inputs``: rows from the pipeline's own pass (key None) or the negative's.
+    guided: batched mode: ``(pipeline, call, denoiser, rows) -> bool``, whether this call holds unconditional rows;
+        decided once per pipeline call and denoiser. Default: the pipeline's ``do_classifier_free_guidance``.
+    starts: the instance method whose call marks the start of a pipeline call (wrapped by ``apply``).
+    callback: the step-end callback class that also serves these classes, if any.
+    note: one line for the docs.
+    """
+
+    family: str
+    mode: str
+    inputs: tuple[str, ...]
+    encode: Callable
+    denoisers: tuple[str, ...] = ("transformer",)
+    prompts: tuple[str, ...] = ()
+    needs: str = "guidance_scale > 1"
+    merge: Callable | None = None
+    guided: Callable | None = None
+    starts: str = "encode_prompt"
+    callback: str | None = None
+    note: str = ""
+    classes: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {self.mode!r}")
+        if not self.inputs or not self.denoisers:
+            raise ValueError("a declaration needs at least one text input and one denoiser")
+
+
+#: class name -> declaration (filled by the family modules of this package)
+REGISTRY: dict[str, Declaration] = {}
+
+
+def register(declaration: Declaration, *classes: str) -> Declaration:
+    """Serve ``classes`` (diffusers pipeline class names) as ``declaration`` says."""
+    from dataclasses import replace
+
+    declaration = replace(declaration, classes=tuple(classes))
+    for name in classes:
+        if name in REGISTRY:
+            raise ValueError(f"{name} is declared twice")
+        REGISTRY[name] = declaration
+    return declaration
+
+
+def declaration_for(pipeline) -> Declaration | None:
+    """The declaration that serves ``pipeline`` (by its class or the nearest registered base class), or None."""
+    for cls in type(pipeline).__mro__:
+        found = REGISTRY.get(cls.__name__)
+        if found is not None:
+            return found
+    return None

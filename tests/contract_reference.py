@@ -1,0 +1,158 @@
+"""An independent reference for the contract, written without negdelay: no registry, no modes, no encoders.
+
+Two stock runs are recorded, model call by model call: A with the pipeline's own negative, B with the negative as
+``negative_prompt``. The text-carrying inputs are found as the keyword arguments that are constant over a call slot
+(model, position within the step) in both runs and differ between them; the reference is the stock run A whose
+models get B's values of exactly those inputs (only the differing rows, or the whole value where its shape differs)
+at the calls of chosen progress-bar steps, counted with the pipeline's own progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+import torch
+
+#: components that never see the denoising loop's text inputs as a denoiser
+_NOT_DENOISERS = ("text_encoder", "tokenizer", "vae", "image_encoder", "safety_checker", "feature_extractor",
+                  "processor", "vocoder", "audio_vae", "image_processor", "connectors", "scheduler")
+
+
+class _Bar:
+    def __init__(self, counter):
+        self.counter = counter
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        self.counter["step"] += n
+
+
+def denoisers(pipe) -> list[str]:
+    return [
+        name for name, module in pipe.components.items()
+        if isinstance(module, torch.nn.Module) and not any(name.startswith(p) for p in _NOT_DENOISERS)
+    ]
+
+
+def _flat(kwargs: dict, prefix="") -> dict:
+    """Nested dicts flattened to dotted names; tensors and lists of tensors kept, other values skipped."""
+    out = {}
+    for key, value in kwargs.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, name + "."))
+        elif isinstance(value, torch.Tensor) or (
+            isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value)
+        ):
+            out[name] = value.detach().clone() if isinstance(value, torch.Tensor) else [v.detach().clone() for v in value]
+    return out
+
+
+def _set(kwargs: dict, name: str, value) -> None:
+    head, _, rest = name.partition(".")
+    if rest:
+        kwargs[head] = dict(kwargs[head])
+        _set(kwargs[head], rest, value)
+    else:
+        kwargs[head] = value
+
+
+def _get(kwargs: dict, name: str):
+    head, _, rest = name.partition(".")
+    return _get(kwargs[head], rest) if rest else kwargs[head]
+
+
+@contextlib.contextmanager
+def watch(pipe, change=None):
+    """Within the block every denoiser call is recorded as ``(step, model, slot, flat kwargs)``; ``change(step,
+    model, slot, kwargs)`` may edit the (name-bound) keyword arguments first."""
+    counter = {"step": 0}
+    calls, per_step = [], {}
+    modules = {name: getattr(pipe, name) for name in denoisers(pipe)}
+
+    def wrap(name, module):
+        forward = module.forward
+        names = list(inspect.signature(forward).parameters)
+
+        def wrapped(*args, **kwargs):
+            kwargs = {**dict(zip(names, args)), **kwargs}
+            key = (counter["step"], name)
+            slot = per_step[key] = per_step.get(key, -1) + 1
+            if change is not None:
+                change(counter["step"], name, slot, kwargs)
+            calls.append((counter["step"], name, slot, _flat(kwargs)))
+            return forward(**kwargs)
+
+        module.forward = wrapped
+
+    for name, module in modules.items():
+        wrap(name, module)
+    pipe.progress_bar = lambda *a, **k: _Bar(counter)
+    try:
+        yield calls
+    finally:
+        for module in modules.values():
+            del module.forward
+        del pipe.progress_bar
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, list) != isinstance(b, list):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+
+
+def text_inputs(calls_a, calls_b) -> dict[tuple[str, int], dict[str, object]]:
+    """``{(model, slot): {input name: B's value}}`` for the inputs that are constant over the slot's calls in both
+    runs and differ between them. Each slot must be called at two steps at least (else constancy says nothing)."""
+    def by_slot(calls):
+        slots = {}
+        for step, model, slot, kw in calls:
+            slots.setdefault((model, slot), []).append(kw)
+        return slots
+
+    a, b = by_slot(calls_a), by_slot(calls_b)
+    assert a.keys() == b.keys(), f"runs A and B call different model slots: {sorted(a)} vs {sorted(b)}"
+    found = {}
+    for key in a:
+        assert len(a[key]) >= 2 and len(a[key]) == len(b[key]), f"slot {key}: called {len(a[key])}/{len(b[key])} times"
+        first_a, first_b = a[key][0], b[key][0]
+        for name in first_a:
+            if name not in first_b:
+                continue
+            constant = all(_equal(kw[name], first_a[name]) for kw in a[key]) and all(
+                _equal(kw[name], first_b[name]) for kw in b[key])
+            if constant and not _equal(first_a[name], first_b[name]):
+                found.setdefault(key, {})[name] = first_b[name]
+    return found
+
+
+def _rows_replaced(mine, theirs):
+    """B's value where its shape differs; else A's value with the rows that differ taken from B."""
+    if isinstance(mine, (list, tuple)):
+        return [_rows_replaced(m, t) for m, t in zip(mine, theirs)] if len(mine) == len(theirs) else list(theirs)
+    if mine.shape != theirs.shape:
+        return theirs
+    differ = (mine != theirs).reshape(mine.shape[0], -1).any(dim=1)
+    out = mine.clone()
+    out[differ] = theirs[differ]
+    return out
+
+
+def substituting(values, first_step: int, only=None, skip=()):
+    """A ``change`` for ``watch``: from ``first_step`` on, the slots' text inputs get B's rows."""
+    def change(step, model, slot, kwargs):
+        if step < first_step:
+            return
+        for name, theirs in values.get((model, slot), {}).items():
+            if (only is None or name in only) and name not in skip and (model, name) not in skip:
+                _set(kwargs, name, _rows_replaced(_get(kwargs, name), theirs))
+    return change

@@ -1,0 +1,149 @@
+"""The contract every served pipeline passes, parametrized over the registry (in the spirit of diffusers'
+``PipelineTesterMixin``): a pipeline joins by a declaration (src/negdelay/pipelines/) and a tiny-components builder
+(tests/builders/). Against stock runs and an independent reference (contract_reference.py), on CPU, byte for byte:
+
+(a) never switching (start at N) = the stock pipeline; (b) delayed from step k = the reference, for k in {1, 3} and
+every scheduler the case offers (variants with ``full_grid=False``: k = 1, first scheduler); the step-end callback
+too where one serves the class; (c) ``remove``/leaving the context restores stock; (d) no CFG -> no change;
+(e) the declaration names every text-carrying input the reference finds, and each of them matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+
+import pytest
+import torch
+
+import negdelay
+from contract_cases import all_cases
+from contract_reference import substituting, text_inputs, watch
+from negdelay.pipelines import REGISTRY, declaration_for
+
+PROMPTS = ["a red cat", "a blue dog"]
+NEGS = ["blurry hat", "ugly dog"]
+CASES = all_cases()
+SERVED = sorted(name for name in REGISTRY if name in CASES)
+
+
+@functools.lru_cache(maxsize=None)
+def case(name):
+    return CASES[name]()
+
+
+def call(c, negative=None, **overrides):
+    kwargs = {"prompt": PROMPTS, "num_inference_steps": c.steps, "generator": torch.Generator().manual_seed(0), **c.call}
+    if c.images_arg:
+        kwargs[c.images_arg] = 2
+    if negative is not None:
+        kwargs[c.negative_arg] = negative
+    kwargs.update(overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return c.output(c.pipe(**kwargs))
+
+
+@contextlib.contextmanager
+def scheduler(c, index):
+    pipe = c.pipe
+    own = pipe.scheduler
+    if index:
+        pipe.scheduler = c.schedulers[index](pipe)
+    try:
+        yield
+    finally:
+        pipe.scheduler = own
+
+
+@functools.lru_cache(maxsize=None)
+def recorded(name):
+    """Stock output with the pipeline's own negative, and the reference's text inputs (runs A and B)."""
+    c = case(name)
+    with watch(c.pipe) as calls_a:
+        stock = call(c)
+    with watch(c.pipe) as calls_b:
+        call(c, negative=NEGS)
+    return stock, text_inputs(calls_a, calls_b)
+
+
+def reference(c, values, k, **kw):
+    with watch(c.pipe, substituting(values, k, **kw)):
+        return call(c)
+
+
+def grid(name):
+    c = case(name)
+    ks = (1, 3) if c.full_grid else (1,)
+    scheds = range(max(1, len(c.schedulers))) if c.full_grid else range(1)
+    return [(k, s) for s in scheds for k in ks]
+
+
+def same(a, b) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+
+
+PARAMS = [pytest.param(name, k, s, id=f"{name}-k{k}-s{s}") for name in SERVED for k, s in grid(name)]
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_never_switching_is_stock(name):
+    c = case(name)
+    stock, _ = recorded(name)
+    with negdelay.apply(c.pipe, NEGS, start_step=c.steps):
+        assert same(call(c), stock)
+
+
+@pytest.mark.parametrize("name,k,s", PARAMS)
+def test_delayed_equals_reference(name, k, s):
+    c = case(name)
+    _, values = recorded(name)
+    with scheduler(c, s):
+        want = reference(c, values, k)
+        with negdelay.apply(c.pipe, NEGS, start_step=k):
+            got = call(c)
+        assert same(got, want), f"{name}: apply(start_step={k}) differs from the reference"
+        declaration = declaration_for(c.pipe)
+        if declaration.callback and s == 0:
+            callback = negdelay.DelayedNegative.for_pipeline(c.pipe, NEGS, start_step=k)
+            assert same(call(c, callback_on_step_end=callback), want), f"{name}: the callback differs"
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_remove_restores_stock(name):
+    c = case(name)
+    stock, _ = recorded(name)
+    with negdelay.apply(c.pipe, NEGS, start_step=1):
+        pass
+    assert same(call(c), stock)
+    negdelay.apply(c.pipe, NEGS, start_step=1)
+    negdelay.remove(c.pipe)
+    assert not negdelay.hooks.is_applied(c.pipe)
+    assert same(call(c), stock)
+    assert "encode_prompt" not in c.pipe.__dict__
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_no_guidance_no_change(name):
+    c = case(name)
+    stock = call(c, **c.no_cfg)
+    with negdelay.apply(c.pipe, NEGS, start_step=1):
+        assert same(call(c, **c.no_cfg), stock)
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_declared_inputs_are_the_text_inputs_and_each_matters(name):
+    c = case(name)
+    _, values = recorded(name)
+    declaration = declaration_for(c.pipe)
+    found = {n for inputs in values.values() for n in inputs}
+    models = {model for model, _ in values}
+    assert found, f"{name}: the negative changes no denoiser input"
+    assert found <= set(declaration.inputs), f"{name}: undeclared text inputs {sorted(found - set(declaration.inputs))}"
+    assert models <= set(declaration.denoisers), f"{name}: undeclared denoisers {sorted(models - set(declaration.denoisers))}"
+    full = reference(c, values, 1)
+    pairs = sorted({(model, n) for (model, _), inputs in values.items() for n in inputs})
+    for model, n in pairs if len(models) > 1 else [(None, n) for n in sorted(found)]:
+        skip = ((model, n),) if model else (n,)
+        assert not same(reference(c, values, 1, skip=skip), full), f"{name}: swapping all but {model or ''} {n} changes nothing"
