@@ -17,6 +17,7 @@ from tiny import WORDS
 from tiny_families import t5
 
 PROMPTS = ["a red cat", "a blue dog"]
+NEGATIVES = ["blurry hat", "ugly dog"]
 
 
 @dataclass
@@ -26,6 +27,8 @@ class ModularCase:
     call: keyword arguments for every call besides prompt/negative_prompt/generator/steps/images per prompt.
     denoisers: the pipeline attributes whose forward the reference wraps.
     images_arg: the "images per prompt" keyword (None: the pipeline has none).
+    prompts: the prompts of every call; images: images per prompt (2 prompts x 2 images where the pipeline
+        takes them; fewer where the stock pipeline refuses a batch).
     output: the state value compared byte for byte.
     """
 
@@ -33,13 +36,20 @@ class ModularCase:
     call: dict = field(default_factory=dict)
     denoisers: tuple[str, ...] = ("transformer",)
     images_arg: str | None = "num_images_per_prompt"
+    prompts: str | list = field(default_factory=lambda: list(PROMPTS))
+    images: int = 2
     output: str = "latents"
     steps: int = 4
 
+    @property
+    def negative(self):
+        """A delayed negative of the call's shape: one per prompt."""
+        return NEGATIVES[0] if isinstance(self.prompts, str) else NEGATIVES[: len(self.prompts)]
+
     def run(self, generator_seed: int = 0, **kw):
-        args = {"prompt": PROMPTS, "num_inference_steps": self.steps, **self.call, **kw}
+        args = {"prompt": self.prompts, "num_inference_steps": self.steps, **self.call, **kw}
         if self.images_arg:
-            args.setdefault(self.images_arg, 2)
+            args.setdefault(self.images_arg, self.images)
         return self.pipe(**args, generator=torch.Generator().manual_seed(generator_seed), output=self.output)
 
 
@@ -132,7 +142,100 @@ def wan22():
     return ModularCase(pipe, dict(WAN_CALL), denoisers=("transformer", "transformer_2"), images_arg="num_videos_per_prompt")
 
 
+def _image(size=16, seed=0, mode="RGB"):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    if mode == "L":
+        return Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8), "L")
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def wan_i2v():
+    from diffusers.utils import is_torchvision_available  # noqa: F401
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    encoder = seeded(lambda: CLIPVisionModel(CLIPVisionConfig(
+        hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        intermediate_size=16, patch_size=1)))
+    pipe = modular("WanImage2VideoAutoBlocks", **_wan_text(), transformer=_wan_transformer(in_channels=36, image_dim=4),
+                   vae=_wan_vae(), scheduler=_flow_match(shift=7.0), image_encoder=encoder,
+                   image_processor=CLIPImageProcessor(crop_size=32, size=32))
+    # the stock pipeline encodes one image for the whole batch and fails on more than one row
+    return ModularCase(pipe, {**WAN_CALL, "image": _image()}, images_arg=None, prompts=PROMPTS[0])
+
+
+def wan22_i2v():
+    pipe = modular("Wan22Image2VideoBlocks", **_wan_text(), transformer=_wan_transformer(0, in_channels=36),
+                   transformer_2=_wan_transformer(1, in_channels=36), vae=_wan_vae(), scheduler=_flow_match(shift=7.0),
+                   guider_2=ClassifierFreeGuidance(guidance_scale=3.0))
+    pipe.update_components(boundary_ratio=0.95)
+    return ModularCase(pipe, {**WAN_CALL, "image": _image()}, denoisers=("transformer", "transformer_2"),
+                       images_arg="num_videos_per_prompt")
+
+
+def wan22_vace():
+    from diffusers import WanVACETransformer3DModel
+
+    vace = dict(num_layers=3, vace_layers=[0, 2], vace_in_channels=96)
+    pipe = modular("Wan22VaceBlocks", **_wan_text(), transformer=_wan_transformer(0, cls=WanVACETransformer3DModel, **vace),
+                   transformer_2=_wan_transformer(1, cls=WanVACETransformer3DModel, **vace), vae=_wan_vae(),
+                   scheduler=_flow_match(shift=7.0), guider_2=ClassifierFreeGuidance(guidance_scale=3.0))
+    pipe.update_components(boundary_ratio=0.95)
+    frames = WAN_CALL["num_frames"]
+    video = [_image(seed=i) for i in range(frames)]
+    mask = [_image(mode="L", seed=10 + i) for i in range(frames)]
+    # VACE refuses a list of prompts and more than one video per prompt
+    return ModularCase(pipe, {**WAN_CALL, "video": video, "mask": mask}, denoisers=("transformer", "transformer_2"),
+                       images_arg=None, prompts=PROMPTS[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SDXL, SD3, QwenImage: the classic tiny pipelines' components
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _parts(pipe, *names):
+    return {n: getattr(pipe, n) for n in names}
+
+
+def sdxl():
+    from tiny_families import tiny_sdxl
+
+    base = tiny_sdxl()
+    parts = _parts(base, "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "scheduler")
+    pipe = modular("StableDiffusionXLAutoBlocks", **parts)
+    return ModularCase(pipe, {"height": 16, "width": 16}, denoisers=("unet",))
+
+
+def sd3():
+    from tiny_families import tiny_sd3
+
+    base = tiny_sd3()
+    parts = _parts(base, "vae", "text_encoder", "text_encoder_2", "text_encoder_3", "tokenizer", "tokenizer_2",
+                   "tokenizer_3", "transformer", "scheduler")
+    pipe = modular("StableDiffusion3AutoBlocks", **parts)
+    # without a negative_prompt the stock step makes no negative embeddings: its unconditional pass sees the prompt
+    return ModularCase(pipe, {"height": 16, "width": 16, "max_sequence_length": 8, "negative_prompt": ""})
+
+
+def qwenimage():
+    from tiny_qwen import tiny_qwenimage
+
+    base = tiny_qwenimage()
+    pipe = modular("QwenImageAutoBlocks", **_parts(base, "vae", "text_encoder", "tokenizer", "transformer", "scheduler"))
+    # the stock text step encodes a single negative once, for a batch of one: one negative per prompt
+    return ModularCase(pipe, {"height": 32, "width": 32, "negative_prompt": ["", ""]})
+
+
 CASES = {
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
+    "WanImage2VideoModularPipeline": wan_i2v,
+    "Wan22Image2VideoModularPipeline": wan22_i2v,
+    "Wan22VaceModularPipeline": wan22_vace,
+    "StableDiffusionXLModularPipeline": sdxl,
+    "StableDiffusion3ModularPipeline": sd3,
+    "QwenImageModularPipeline": qwenimage,
 }

@@ -15,6 +15,7 @@ unconditional calls of step 0 differ (embeddings, masks, text ids, lengths, ...)
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 
 import torch
@@ -33,6 +34,8 @@ def _same(a, b) -> bool:
         return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     try:
         return bool(a == b)
     except Exception:  # noqa: BLE001
@@ -53,6 +56,7 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
         forward = module.forward
         params = list(inspect.signature(forward).parameters)
 
+        @functools.wraps(forward)  # the loops read the denoiser's signature to pick its keyword arguments
         def wrapped(*args, **kwargs):
             kwargs = {**dict(zip(params, args)), **kwargs}
             t = _scalar_t(kwargs[timestep_key])

@@ -409,6 +409,7 @@ class _Call:
         self.frozen = False
         self._pending: dict[int, tuple] = {}
         self._by_id: dict[int, tuple] = {}
+        self._absent: list[str] = []  # the negative made these, the pipeline's own call has none
 
     # -- hooks on every block, during this call only -----------------------------------------------------
 
@@ -459,6 +460,8 @@ class _Call:
             real = self.state.values.get(name, _MISSING)
             if real is not _MISSING and real is not None and not isinstance(real, (str, int, float, bool)):
                 self._by_id[id(real)] = (name, real, value)
+            elif real is None and isinstance(value, (torch.Tensor, list, tuple)):
+                self._absent.append(name)
 
     # -- the guider's unconditional batch ----------------------------------------------------------------
 
@@ -471,6 +474,12 @@ class _Call:
                 "(were negative embeddings passed in directly?); pass the texts instead"
             )
         if not self._by_id:
+            if self._absent:
+                raise RuntimeError(
+                    f"this call has no unconditional text inputs of its own ({', '.join(sorted(self._absent))} are None: "
+                    "the pipeline runs its unconditional pass on the prompt's inputs), so there is nothing the delayed "
+                    "negative can stand in for; pass negative_prompt='' (or your own) to the pipeline"
+                )
             return  # the negative's inputs equal the pipeline's own: nothing to swap
         swapped = 0
         for key, value in list(vars(batch).items()):
