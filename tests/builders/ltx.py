@@ -86,7 +86,9 @@ def _frame(seed: int) -> Image.Image:
 def _case(pipe, **call) -> Case:
     # The three batch pipelines pass `mu`/`sigmas` (or per-token timesteps) to the scheduler: only
     # FlowMatchEulerDiscreteScheduler takes them, so there is no second scheduler.
-    return Case(pipe, call={**CALL, "output_type": "latent", **call}, schedulers=(_same,), images_arg="num_videos_per_prompt")
+    return Case(
+        pipe, call={**CALL, "output_type": "latent", **call}, schedulers=(_same,), images_arg="num_videos_per_prompt",
+    )
 
 
 def ltx() -> Case:

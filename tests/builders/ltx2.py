@@ -79,9 +79,10 @@ def _vae() -> AutoencoderKLLTX2Video:
     vae = AutoencoderKLLTX2Video(
         in_channels=3, out_channels=3, latent_channels=LATENT, block_out_channels=(8,), decoder_block_out_channels=(8,),
         layers_per_block=(1,), decoder_layers_per_block=(1, 1), spatio_temporal_scaling=(True,),
-        decoder_spatio_temporal_scaling=(True,), decoder_inject_noise=(False, False), downsample_type=("spatiotemporal",),
-        upsample_type=("spatiotemporal",), upsample_residual=(False,), upsample_factor=(1,), timestep_conditioning=False,
-        patch_size=4, patch_size_t=1, encoder_causal=True, decoder_causal=False,
+        decoder_spatio_temporal_scaling=(True,), decoder_inject_noise=(False, False),
+        downsample_type=("spatiotemporal",), upsample_type=("spatiotemporal",), upsample_residual=(False,),
+        upsample_factor=(1,), timestep_conditioning=False, patch_size=4, patch_size_t=1, encoder_causal=True,
+        decoder_causal=False,
     ).eval()
     vae.use_framewise_encoding = False
     vae.use_framewise_decoding = False
