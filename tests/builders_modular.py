@@ -36,6 +36,7 @@ class ModularCase:
     call: dict = field(default_factory=dict)
     denoisers: tuple[str, ...] = ("transformer",)
     images_arg: str | None = "num_images_per_prompt"
+    timestep_key: str = "timestep"
     prompts: str | list = field(default_factory=lambda: list(PROMPTS))
     images: int = 2
     output: str = "latents"
@@ -48,6 +49,8 @@ class ModularCase:
 
     def run(self, generator_seed: int = 0, **kw):
         args = {"prompt": self.prompts, "num_inference_steps": self.steps, **self.call, **kw}
+        # fresh lists: some text steps (Z-Image) write the chat-templated texts back into the list they are given
+        args = {k: list(v) if isinstance(v, list) else v for k, v in args.items()}
         if self.images_arg:
             args.setdefault(self.images_arg, self.images)
         return self.pipe(**args, generator=torch.Generator().manual_seed(generator_seed), output=self.output)
@@ -229,6 +232,151 @@ def qwenimage():
     return ModularCase(pipe, {"height": 32, "width": 32, "negative_prompt": ["", ""]})
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Qwen-tokenizer families: Z-Image, Flux 2 Klein base, Krea 2, Anima, HunyuanVideo 1.5
+# ---------------------------------------------------------------------------------------------------------
+
+CHAT = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@functools.cache
+def _qwen_tokenizer():
+    """A real Qwen2Tokenizer built offline (tests/tiny_qwen.py: Qwen-Image's template, 34 prefix tokens) with a
+    minimal chat template."""
+    from tiny_qwen import make_qwen_tokenizer
+
+    tok = make_qwen_tokenizer()
+    tok.chat_template = CHAT
+    return tok
+
+
+def _qwen3(cls_name="Qwen3Model", hidden=16, seed=0, **extra):
+    import transformers
+
+    tok = _qwen_tokenizer()
+    config = transformers.Qwen3Config(
+        hidden_size=hidden, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+        head_dim=8, vocab_size=len(tok), max_position_embeddings=512, pad_token_id=tok.pad_token_id, **extra,
+    )
+    return seeded(lambda: getattr(transformers, cls_name)(config), seed)
+
+
+def z_image():
+    from diffusers import AutoencoderKL, ZImageTransformer2DModel
+
+    def transformer():
+        model = ZImageTransformer2DModel(
+            all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
+            n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True, cap_feat_dim=16, rope_theta=256.0, t_scale=1000.0,
+            axes_dims=[8, 4, 4], axes_lens=[256, 32, 32],
+        )
+        with torch.no_grad():  # torch.empty pads: make them finite
+            model.x_pad_token.copy_(torch.ones_like(model.x_pad_token))
+            model.cap_pad_token.copy_(torch.ones_like(model.cap_pad_token))
+        return model
+
+    vae = seeded(lambda: AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        block_out_channels=[8, 16], layers_per_block=1, latent_channels=16, norm_num_groups=8, sample_size=32,
+        scaling_factor=0.3611, shift_factor=0.1159))
+    # Z-Image's default guider is disabled (the turbo checkpoint); the base model runs CFG
+    pipe = modular("ZImageAutoBlocks", text_encoder=_qwen3(), tokenizer=_qwen_tokenizer(), transformer=seeded(transformer),
+                   vae=vae, scheduler=_flow_match())
+    return ModularCase(pipe, {"height": 32, "width": 32, "max_sequence_length": 32}, timestep_key="t")
+
+
+def _flux2_vae():
+    from diffusers import AutoencoderKLFlux2
+
+    return seeded(lambda: AutoencoderKLFlux2(
+        sample_size=32, in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",), block_out_channels=(4,), layers_per_block=1, latent_channels=1,
+        norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False))
+
+
+def flux2_klein_base():
+    from diffusers import Flux2Transformer2DModel
+
+    transformer = seeded(lambda: Flux2Transformer2DModel(
+        patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=16, timestep_guidance_channels=256, axes_dims_rope=[4, 4, 4, 4], guidance_embeds=False))
+    pipe = modular("Flux2KleinBaseAutoBlocks", text_encoder=_qwen3("Qwen3ForCausalLM"), tokenizer=_qwen_tokenizer(),
+                   transformer=transformer, vae=_flux2_vae(), scheduler=_flow_match())
+    return ModularCase(pipe, {"height": 16, "width": 16, "max_sequence_length": 32, "text_encoder_out_layers": (1,)})
+
+
+def ltx():
+    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+
+    transformer = seeded(lambda: LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4, attention_head_dim=8,
+        cross_attention_dim=32, num_layers=1, caption_channels=32))
+
+    def vae():
+        model = AutoencoderKLLTXVideo(
+            in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+            decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+            upsample_residual=(False,) * 4, upsample_factor=(1, 1, 1, 1), timestep_conditioning=False, patch_size=1,
+            patch_size_t=1, encoder_causal=True, decoder_causal=False)
+        model.use_framewise_encoding = model.use_framewise_decoding = False
+        return model
+
+    pipe = modular("LTXAutoBlocks", **_wan_text(), transformer=transformer, vae=seeded(vae), scheduler=_flow_match())
+    return ModularCase(pipe, {"height": 32, "width": 32, "num_frames": 9, "max_sequence_length": 16},
+                       images_arg="num_videos_per_prompt")
+
+
+def _helios(blocks, **call):
+    from diffusers import HeliosScheduler, HeliosTransformer3DModel
+
+    transformer = seeded(lambda: HeliosTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+        rope_dim=(4, 4, 4), has_multi_term_memory_patch=True, guidance_cross_attn=True, zero_history_timestep=True,
+        is_amplify_history=False))
+    pipe = modular(blocks, **_wan_text(), transformer=transformer, vae=_wan_vae(),
+                   scheduler=HeliosScheduler(stage_range=[0, 1], stages=1, use_dynamic_shifting=True))
+    # the stock chunk loop fails with more than one video per prompt
+    return ModularCase(pipe, {"height": 16, "width": 16, "num_frames": 9, "max_sequence_length": 16, **call},
+                       images_arg=None)
+
+
+def helios():
+    return _helios("HeliosAutoBlocks")
+
+
+def krea2():
+    from diffusers import AutoencoderKLQwenImage, Krea2Transformer2DModel
+    from transformers import Qwen3VLConfig, Qwen3VLModel
+
+    tok = _qwen_tokenizer()
+    transformer = seeded(lambda: Krea2Transformer2DModel(
+        in_channels=16, num_layers=2, attention_head_dim=8, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=32, timestep_embed_dim=8, text_hidden_dim=16, num_text_layers=12, text_num_attention_heads=2,
+        text_num_key_value_heads=1, text_intermediate_size=16, num_layerwise_text_blocks=1, num_refiner_text_blocks=1,
+        axes_dims_rope=(4, 2, 2), rope_theta=1000.0))
+    vae = seeded(lambda: AutoencoderKLQwenImage(
+        base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1, temperal_downsample=[False, True],
+        latents_mean=[0.0] * 4, latents_std=[1.0] * 4))
+    config = Qwen3VLConfig(
+        # Krea 2 stacks the hidden states of layers 2, 5, ..., 35: 36 layers (of width 16)
+        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 36, "num_attention_heads": 2,
+                     "num_key_value_heads": 2, "head_dim": 8, "vocab_size": len(tok)},
+        vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+        vocab_size=len(tok))
+    encoder = seeded(lambda: Qwen3VLModel(config))
+    scheduler = _flow_match(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                            max_image_seq_len=6400)
+    pipe = modular("Krea2AutoBlocks", text_encoder=encoder, tokenizer=tok, transformer=transformer, vae=vae,
+                   scheduler=scheduler, guider=ClassifierFreeGuidance(guidance_scale=4.5, use_original_formulation=True))
+    return ModularCase(pipe, {"height": 32, "width": 32, "max_sequence_length": 16})
+
+
 CASES = {
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
@@ -238,4 +386,9 @@ CASES = {
     "StableDiffusionXLModularPipeline": sdxl,
     "StableDiffusion3ModularPipeline": sd3,
     "QwenImageModularPipeline": qwenimage,
+    "ZImageModularPipeline": z_image,
+    "Flux2KleinBaseModularPipeline": flux2_klein_base,
+    "LTXModularPipeline": ltx,
+    "HeliosModularPipeline": helios,
+    "Krea2ModularPipeline": krea2,
 }

@@ -49,7 +49,7 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
     ``change(index, step, role, kwargs)`` may edit ``kwargs`` in place before the call runs.
     """
     calls = []
-    count = {"step": -1, "t": None, "role": 0}
+    count = {"step": -1, "t": None, "role": 0, "sign": 0}
     modules = [getattr(pipe, n) for n in names]
 
     def wrap(module):
@@ -60,10 +60,11 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
         def wrapped(*args, **kwargs):
             kwargs = {**dict(zip(params, args)), **kwargs}
             t = _scalar_t(kwargs[timestep_key])
-            if count["t"] is None or t > count["t"]:
-                count["step"], count["role"] = 0, 0
-            elif t != count["t"]:
-                count["step"], count["role"] = count["step"] + 1, 0
+            sign = 0 if count["t"] is None else (t > count["t"]) - (t < count["t"])
+            if count["t"] is None or (sign and count["sign"] and sign != count["sign"]):
+                count["step"], count["role"], count["sign"] = 0, 0, 0
+            elif sign:
+                count["step"], count["role"], count["sign"] = count["step"] + 1, 0, sign
             else:
                 count["role"] += 1
             count["t"] = t

@@ -440,7 +440,9 @@ class _Call:
         """Run ``block`` again on the state it saw, with the negative's values, and record what differs."""
         from diffusers.modular_pipelines.modular_pipeline import PipelineState
 
-        side = {name: _fresh_generators(v) for name, v in {**values, **self.taint}.items()}
+        # fresh generators (the side run must not advance the user's), fresh lists (some text steps edit the
+        # prompt list they are given in place)
+        side = {name: _fresh(v) for name, v in {**values, **self.taint}.items()}
         before = dict(side)
         shadow = PipelineState(values=side, kwargs_mapping=mapping)
         block(self.pipeline, shadow)
@@ -512,14 +514,14 @@ class _Call:
         return None
 
 
-def _fresh_generators(value):
-    """A generator with the same state (the side run must not advance the user's generator)."""
+def _fresh(value):
+    """A generator with the same state; a list with the same items; anything else as it is."""
     if isinstance(value, torch.Generator):
         fresh = torch.Generator(device=value.device)
         fresh.set_state(value.get_state())
         return fresh
-    if isinstance(value, list) and value and all(isinstance(v, torch.Generator) for v in value):
-        return [_fresh_generators(v) for v in value]
+    if isinstance(value, list):
+        return [_fresh(v) if isinstance(v, torch.Generator) else v for v in value]
     return value
 
 
