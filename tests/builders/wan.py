@@ -179,6 +179,10 @@ def wan_animate() -> Case:
     return Case(pipe, call=call, schedulers=(lambda p: unipc(), euler), images_arg="num_videos_per_prompt")
 
 
+# Cases that take ONE string prompt (and one string negative), not the contract's list of two:
+# VACE refuses a list of prompts.
+ONE_PROMPT = frozenset({"WanVACEPipeline"})
+
 CASES = {
     "WanPipeline": wan,
     "WanPipeline[wan2.2]": wan22,
