@@ -27,8 +27,9 @@ def positive_args(call, texts: list[tuple[str, ...]], text_args: Sequence[str]) 
             args[name] = None if params[name].default is inspect.Parameter.empty else params[name].default
     for j, name in enumerate(text_args):
         args[name] = [t[min(j, len(t) - 1)] for t in texts]
-    if "num_images_per_prompt" in params:
-        args["num_images_per_prompt"] = 1
+    for name in params:
+        if name.startswith("num_") and name.endswith("_per_prompt"):  # num_images_per_prompt, num_videos_per_prompt
+            args[name] = 1
     if "do_classifier_free_guidance" in params:
         args["do_classifier_free_guidance"] = False
     return args

@@ -19,7 +19,8 @@ def images_of(call) -> int:
     args = call.encode_args
     prompt, embeds = args.get("prompt"), args.get("prompt_embeds")
     n = len(prompt) if isinstance(prompt, (list, tuple)) else 1 if prompt is not None else embeds.shape[0]
-    return n * int(args.get("num_images_per_prompt") or 1)
+    per = next((v for k, v in args.items() if k.startswith("num_") and k.endswith("_per_prompt") and v), 1)
+    return n * int(per)
 
 
 def controlnet_rows(pipeline, call, denoiser, rows) -> bool:

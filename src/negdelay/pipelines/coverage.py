@@ -1,0 +1,295 @@
+"""Coverage: every pipeline of the installed diffusers whose ``__call__`` takes ``negative_prompt`` (outside
+``pipelines/deprecated``), served (a declaration in the registry) or listed here with the reason it is not.
+
+``table()`` feeds ``negdelay pipelines`` and docs/pipelines.md; tests/test_coverage.py fails when a pipeline is
+neither served nor listed, so a new diffusers release cannot add a pipeline silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import warnings
+
+from .declaration import MODES, REGISTRY
+
+PENDING = "not declared yet: needs a declaration and a tiny builder (issue 12)"
+
+#: class name -> why negdelay does not serve it
+NOT_SERVED: dict[str, str] = {
+    # allegro
+    "AllegroPipeline": PENDING,
+    # animatediff
+    "AnimateDiffControlNetPipeline": PENDING,
+    "AnimateDiffPipeline": PENDING,
+    "AnimateDiffSDXLPipeline": PENDING,
+    "AnimateDiffSparseControlNetPipeline": PENDING,
+    "AnimateDiffVideoToVideoControlNetPipeline": PENDING,
+    "AnimateDiffVideoToVideoPipeline": PENDING,
+    # anyflow
+    "AnyFlowFARPipeline": PENDING,
+    "AnyFlowPipeline": PENDING,
+    # audioldm2
+    "AudioLDM2Pipeline": PENDING,
+    # aura_flow
+    "AuraFlowPipeline": PENDING,
+    # bria
+    "BriaPipeline": PENDING,
+    # bria_fibo
+    "BriaFiboEditPipeline": PENDING,
+    "BriaFiboPipeline": PENDING,
+    # bria_fibo2
+    "BriaFibo2Pipeline": PENDING,
+    # chroma
+    "ChromaImg2ImgPipeline": PENDING,
+    "ChromaInpaintPipeline": PENDING,
+    "ChromaPipeline": PENDING,
+    # chronoedit
+    "ChronoEditPipeline": PENDING,
+    # cogvideo
+    # cogview3
+    "CogView3PlusPipeline": PENDING,
+    # cogview4
+    "CogView4ControlPipeline": PENDING,
+    "CogView4Pipeline": PENDING,
+    # consisid
+    "ConsisIDPipeline": PENDING,
+    # controlnet
+    "StableDiffusionXLControlNetUnionImg2ImgPipeline": PENDING,
+    "StableDiffusionXLControlNetUnionInpaintPipeline": PENDING,
+    "StableDiffusionXLControlNetUnionPipeline": PENDING,
+    # controlnet_hunyuandit
+    "HunyuanDiTControlNetPipeline": PENDING,
+    # controlnet_sd3
+    "StableDiffusion3ControlNetInpaintingPipeline": PENDING,
+    "StableDiffusion3ControlNetPipeline": PENDING,
+    # cosmos
+    "Cosmos2TextToImagePipeline": PENDING,
+    "Cosmos2VideoToWorldPipeline": PENDING,
+    "Cosmos2_5_PredictBasePipeline": PENDING,
+    "Cosmos2_5_TransferPipeline": PENDING,
+    "Cosmos3OmniPipeline": PENDING,
+    "CosmosTextToWorldPipeline": PENDING,
+    "CosmosVideoToWorldPipeline": PENDING,
+    # deepfloyd_if
+    "IFImg2ImgPipeline": PENDING,
+    "IFImg2ImgSuperResolutionPipeline": PENDING,
+    "IFInpaintingPipeline": PENDING,
+    "IFInpaintingSuperResolutionPipeline": PENDING,
+    "IFPipeline": PENDING,
+    "IFSuperResolutionPipeline": PENDING,
+    # dreamlite
+    "DreamLitePipeline": PENDING,
+    # easyanimate
+    "EasyAnimateControlPipeline": PENDING,
+    "EasyAnimateInpaintPipeline": PENDING,
+    "EasyAnimatePipeline": PENDING,
+    # ernie_image
+    "ErnieImagePipeline": PENDING,
+    # helios
+    "HeliosPipeline": PENDING,
+    "HeliosPyramidPipeline": PENDING,
+    # hidream_image
+    "HiDreamImagePipeline": PENDING,
+    # hunyuan_image
+    "HunyuanImagePipeline": PENDING,
+    "HunyuanImageRefinerPipeline": PENDING,
+    # hunyuan_video
+    "HunyuanSkyreelsImageToVideoPipeline": PENDING,
+    "HunyuanVideoFramepackPipeline": PENDING,
+    "HunyuanVideoImageToVideoPipeline": PENDING,
+    "HunyuanVideoPipeline": PENDING,
+    # hunyuan_video1_5
+    "HunyuanVideo15ImageToVideoPipeline": PENDING,
+    "HunyuanVideo15Pipeline": PENDING,
+    # hunyuandit
+    "HunyuanDiTPipeline": PENDING,
+    # joyimage
+    "JoyImageEditPipeline": PENDING,
+    "JoyImageEditPlusPipeline": PENDING,
+    # kandinsky
+    "KandinskyCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "KandinskyImg2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "KandinskyImg2ImgPipeline": PENDING,
+    "KandinskyInpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "KandinskyInpaintPipeline": PENDING,
+    "KandinskyPipeline": PENDING,
+    "KandinskyPriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
+    # kandinsky2_2
+    "KandinskyV22CombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "KandinskyV22Img2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "KandinskyV22InpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "KandinskyV22PriorEmb2EmbPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
+    "KandinskyV22PriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
+    # kandinsky3
+    "Kandinsky3Img2ImgPipeline": PENDING,
+    "Kandinsky3Pipeline": PENDING,
+    # kandinsky5
+    "Kandinsky5I2IPipeline": PENDING,
+    "Kandinsky5I2VPipeline": PENDING,
+    "Kandinsky5T2IPipeline": PENDING,
+    "Kandinsky5T2VPipeline": PENDING,
+    # kandinsky6
+    "Kandinsky6TI2VAPipeline": PENDING,
+    # kolors
+    "KolorsImg2ImgPipeline": PENDING,
+    "KolorsPipeline": PENDING,
+    # krea2
+    "Krea2Pipeline": PENDING,
+    # latte
+    "LattePipeline": PENDING,
+    # ledits_pp
+    "LEditsPPPipelineStableDiffusion": PENDING,
+    "LEditsPPPipelineStableDiffusionXL": PENDING,
+    # longcat_audio_dit
+    "LongCatAudioDiTPipeline": PENDING,
+    # longcat_image
+    "LongCatImageEditPipeline": PENDING,
+    "LongCatImagePipeline": PENDING,
+    # ltx
+    "LTXI2VLongMultiPromptPipeline": PENDING,
+    # ltx2
+    # lucy
+    "LucyEditPipeline": PENDING,
+    # lumina
+    "LuminaPipeline": PENDING,
+    # lumina2
+    "Lumina2Pipeline": PENDING,
+    # mochi
+    "MochiPipeline": PENDING,
+    # motif_video
+    "MotifVideoImage2VideoPipeline": PENDING,
+    "MotifVideoPipeline": PENDING,
+    # nucleusmoe_image
+    "NucleusMoEImagePipeline": PENDING,
+    # ovis_image
+    "OvisImagePipeline": PENDING,
+    # pag
+    "AnimateDiffPAGPipeline": PENDING,
+    "HunyuanDiTPAGPipeline": PENDING,
+    "KolorsPAGPipeline": PENDING,
+    "PixArtSigmaPAGPipeline": PENDING,
+    "SanaPAGPipeline": PENDING,
+    "StableDiffusion3PAGImg2ImgPipeline": PENDING,
+    "StableDiffusion3PAGPipeline": PENDING,
+    "StableDiffusionControlNetPAGInpaintPipeline": PENDING,
+    "StableDiffusionControlNetPAGPipeline": PENDING,
+    "StableDiffusionPAGImg2ImgPipeline": PENDING,
+    "StableDiffusionPAGInpaintPipeline": PENDING,
+    "StableDiffusionPAGPipeline": PENDING,
+    "StableDiffusionXLControlNetPAGImg2ImgPipeline": PENDING,
+    "StableDiffusionXLControlNetPAGPipeline": PENDING,
+    "StableDiffusionXLPAGImg2ImgPipeline": PENDING,
+    "StableDiffusionXLPAGInpaintPipeline": PENDING,
+    "StableDiffusionXLPAGPipeline": PENDING,
+    # prx
+    "PRXPipeline": PENDING,
+    "PRXPixelPipeline": PENDING,
+    # qwenimage
+    "QwenImageControlNetInpaintPipeline": PENDING,
+    "QwenImageControlNetPipeline": PENDING,
+    "QwenImageEditInpaintPipeline": PENDING,
+    "QwenImageEditPipeline": PENDING,
+    "QwenImageEditPlusPipeline": PENDING,
+    "QwenImageLayeredPipeline": PENDING,
+    # qwenimage21
+    "QwenImage21Pipeline": PENDING,
+    # sana
+    "SanaControlNetPipeline": PENDING,
+    "SanaPipeline": PENDING,
+    # sana_video
+    "SanaImageToVideoPipeline": PENDING,
+    "SanaVideoPipeline": PENDING,
+    # sana_wm
+    "SanaWMPipeline": PENDING,
+    # skyreels_v2
+    "SkyReelsV2DiffusionForcingImageToVideoPipeline": PENDING,
+    "SkyReelsV2DiffusionForcingPipeline": PENDING,
+    "SkyReelsV2DiffusionForcingVideoToVideoPipeline": PENDING,
+    "SkyReelsV2ImageToVideoPipeline": PENDING,
+    "SkyReelsV2Pipeline": PENDING,
+    # stable_audio
+    "StableAudioPipeline": PENDING,
+    # stable_audio_3
+    "StableAudio3Pipeline": PENDING,
+    # stable_cascade
+    "StableCascadeCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
+    "StableCascadeDecoderPipeline": PENDING,
+    "StableCascadePriorPipeline": PENDING,
+    # stable_diffusion
+    "OnnxStableDiffusionImg2ImgPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
+    "OnnxStableDiffusionInpaintPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
+    "OnnxStableDiffusionPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
+    "OnnxStableDiffusionUpscalePipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
+    "StableDiffusionDepth2ImgPipeline": PENDING,
+    "StableDiffusionInstructPix2PixPipeline": PENDING,
+    "StableDiffusionLatentUpscalePipeline": PENDING,
+    "StableDiffusionOnnxPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
+    "StableDiffusionUpscalePipeline": PENDING,
+    "StableUnCLIPImg2ImgPipeline": PENDING,
+    "StableUnCLIPPipeline": PENDING,
+    # stable_diffusion_xl
+    "StableDiffusionXLInstructPix2PixPipeline": PENDING,
+    # t2i_adapter
+    "StableDiffusionAdapterPipeline": PENDING,
+    "StableDiffusionXLAdapterPipeline": PENDING,
+    # wan
+    "WanAnimatePipeline": PENDING,
+    "WanImageToVideoPipeline": PENDING,
+    "WanPipeline": PENDING,
+    "WanVACEPipeline": PENDING,
+    "WanVideoToVideoPipeline": PENDING,
+    # z_image
+    "ZImageControlNetInpaintPipeline": PENDING,
+    "ZImageControlNetPipeline": PENDING,
+    "ZImageImg2ImgPipeline": PENDING,
+    "ZImageInpaintPipeline": PENDING,
+    "ZImageOmniPipeline": PENDING,
+    "ZImagePipeline": PENDING,
+}
+
+
+def negative_prompt_pipelines() -> dict[str, type]:
+    """Class name -> class, for every installed diffusers pipeline outside ``deprecated`` that takes
+    ``negative_prompt`` in ``__call__`` (modules that fail to import, for a missing optional package, are skipped)."""
+    import diffusers.pipelines as package
+    from diffusers import DiffusionPipeline
+
+    found: dict[str, type] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if ".deprecated" in info.name or not info.name.rsplit(".", 1)[-1].startswith("pipeline"):
+                continue
+            try:
+                module = importlib.import_module(info.name)
+            except Exception:  # noqa: BLE001 -- an optional dependency is missing: that module's pipelines are absent
+                continue
+            for name, obj in vars(module).items():
+                if (inspect.isclass(obj) and issubclass(obj, DiffusionPipeline) and obj.__module__ == module.__name__
+                        and "negative_prompt" in inspect.signature(obj.__call__).parameters):
+                    found[name] = obj
+    return found
+
+
+def row(name: str) -> dict:
+    """One row of ``negdelay pipelines``: class, entry, mode, status, and family/reason."""
+    declaration = REGISTRY.get(name)
+    if declaration is None:
+        return {"class": name, "entry": None, "mode": None, "status": "not served",
+                "reason": NOT_SERVED.get(name, "not listed: unknown to this negdelay version")}
+    entry = "apply" + (f" or callback {declaration.callback}" if declaration.callback else "")
+    return {"class": name, "entry": entry, "mode": declaration.mode, "status": "served",
+            "family": declaration.family, "denoisers": list(declaration.denoisers), "inputs": list(declaration.inputs),
+            "needs": declaration.needs, "note": declaration.note}
+
+
+def table(installed: dict[str, type] | None = None) -> list[dict]:
+    """A row per installed negative-prompt pipeline, served first, each group by class name."""
+    names = installed if installed is not None else negative_prompt_pipelines()
+    rows = [row(name) for name in sorted(names)]
+    return sorted(rows, key=lambda r: (r["status"] != "served", r["class"]))
+
+
+__all__ = ["MODES", "NOT_SERVED", "PENDING", "negative_prompt_pipelines", "row", "table"]
