@@ -137,7 +137,7 @@ def wan21_i2v() -> Case:
 
 def wan_v2v() -> Case:
     """Video-to-video: 5 steps at strength 0.8 run 4. The pipeline forces ``num_videos_per_prompt = 1``
-    (pipeline_wan_video2video.py:588), whatever is passed, so it has no images-per-prompt keyword to test.
+    (pipeline_wan_video2video.py:590), whatever is passed, so it has no images-per-prompt keyword to test.
     Its two denoiser calls per step have no cache context (order: conditional first, then unconditional)."""
     pipe = _pipe(WanVideoToVideoPipeline, transformer=transformer())
     call = dict(CALL, video=video(), strength=0.8)
