@@ -31,8 +31,9 @@ class DelayedNegativeHook(ModelHook):
     def reset_state(self, module):
         return module
 
-    def unconditional(self, call, it: int, args, kwargs) -> tuple[int, bool] | None:
-        """(unconditional rows, whether they are the first half of the call's rows), or None."""
+    def unconditional(self, call, it: int, args, kwargs) -> tuple | None:
+        """(unconditional rows, None) for a whole call, (rows per block, (blocks, unconditional blocks)) for a
+        batched call, or None."""
         raise NotImplementedError
 
     def pre_forward(self, module, *args, **kwargs):
@@ -51,22 +52,28 @@ class DelayedNegativeHook(ModelHook):
 
 
 class BatchedHook(DelayedNegativeHook):
-    """[unconditional, conditional] rows in one call. Guidance is decided once per call (the declaration's
-    ``guided``, default the pipeline's ``do_classifier_free_guidance``); a call whose row count differs from the
-    first guided call's (a CFG cutoff dropped the unconditional half) is left alone."""
+    """Blocks of rows in one call: ``[unconditional, conditional]`` by default, or the declaration's ``layout``
+    (PAG adds a perturbed block, InstructPix2Pix has two unconditional ones). Guidance is decided once per call
+    (the declaration's ``guided``, default the pipeline's ``do_classifier_free_guidance``); a call whose row count
+    differs from the first guided call's (a CFG cutoff dropped the unconditional rows) is left alone."""
 
     def unconditional(self, call, it, args, kwargs):
         total = get_input(kwargs, self.session.declaration.inputs[0]).shape[0]
         decided = call.guided.get(self.denoiser)
         if decided is None:
-            pipeline, guided = self.session.pipeline, self.session.declaration.guided
-            on = guided(pipeline, call, self.denoiser, total) if guided else bool(
-                getattr(pipeline, "do_classifier_free_guidance", False)
-            )
-            decided = call.guided[self.denoiser] = (total if on and total % 2 == 0 else 0)
-        if not decided or total != decided:
+            decided = call.guided[self.denoiser] = self._decide(call, total)
+        if decided is None or total != decided[0]:
             return None
-        return total // 2, True
+        _, count, uncond = decided
+        return total // count, (count, uncond)
+
+    def _decide(self, call, total):
+        pipeline, declaration = self.session.pipeline, self.session.declaration
+        guided = declaration.guided
+        on = guided(pipeline, call, self.denoiser, total) if guided else bool(
+            getattr(pipeline, "do_classifier_free_guidance", False))
+        count, uncond = declaration.layout(pipeline) if declaration.layout else (2, (0,))
+        return (total, count, uncond) if on and total % count == 0 else None
 
 
 class ContextHook(DelayedNegativeHook):
@@ -77,7 +84,7 @@ class ContextHook(DelayedNegativeHook):
         if context is None or context.name != "uncond":
             self.session.no_unconditional(call, it)
             return None
-        return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], False
+        return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], None
 
 
 class OrderedHook(DelayedNegativeHook):
@@ -90,7 +97,7 @@ class OrderedHook(DelayedNegativeHook):
         if count != 1:
             self.session.no_unconditional(call, it)
             return None
-        return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], False
+        return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], None
 
 
 HOOKS = {"batched": BatchedHook, "context": ContextHook, "ordered": OrderedHook}

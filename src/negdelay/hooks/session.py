@@ -106,9 +106,10 @@ class Session:
                 call.negative = self.declaration.encode(self.pipeline, self.texts, current, call)
         return call.negative
 
-    def swap(self, call: CallState, denoiser: str, it: int, kwargs: dict, n_rows: int, half: bool) -> dict:
-        """``kwargs`` with the unconditional rows (the first ``n_rows``; all rows unless ``half``) replaced as the
-        plan says for iteration ``it``."""
+    def swap(self, call: CallState, denoiser: str, it: int, kwargs: dict, n_rows: int, blocks=None) -> dict:
+        """``kwargs`` with the unconditional rows replaced as the plan says for iteration ``it``: all ``n_rows``
+        rows of the call, or (``blocks = (count, unconditional)``) each unconditional block of ``n_rows`` rows of a
+        call made of ``count`` such blocks."""
         call.uncond_seen = True
         plan = self._plan(call, n_rows)
         keys = plan[min(it, len(plan) - 1)]
@@ -118,13 +119,16 @@ class Session:
         mixed = any(k is None for k in keys)
         built = None if mixed else call.built.get((denoiser, keys))
         if built is None:
+            first = 0 if blocks is None else blocks[1][0] * n_rows
             current = {n: get_input(kwargs, n) for n in self.declaration.inputs}
-            own = {n: None if t is None else t[:n_rows] for n, t in current.items()}
+            own = {n: None if t is None else t[first : first + n_rows] for n, t in current.items()}
             built = self.merge(own, self._negative(call, own), keys)
             if not mixed:
                 call.built[(denoiser, keys)] = built
-        if half:  # [unconditional, conditional]: the conditional half as the pipeline passes it
-            built = {n: torch.cat([t, get_input(kwargs, n)[n_rows:]]) for n, t in built.items()}
+        if blocks is not None:  # the other blocks (conditional, perturbed, ...) as the pipeline passes them
+            count, uncond = blocks
+            built = {n: torch.cat([t if b in uncond else get_input(kwargs, n)[b * n_rows : (b + 1) * n_rows]
+                                   for b in range(count)]) for n, t in built.items()}
         out = dict(kwargs)
         for name, tensor in built.items():
             put_input(out, name, tensor)

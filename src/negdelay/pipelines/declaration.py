@@ -36,6 +36,8 @@ class Declaration:
     merge: ``(own, negative, keys) -> inputs``: rows from the pipeline's own pass (key None) or the negative's.
     guided: batched mode: ``(pipeline, call, denoiser, rows) -> bool``, whether this call holds unconditional rows;
         decided once per pipeline call and denoiser. Default: the pipeline's ``do_classifier_free_guidance``.
+    layout: batched mode: ``pipeline -> (blocks, unconditional block indices)`` for calls made of equal blocks of
+        rows, read once per call. Default ``(2, (0,))``: ``[unconditional, conditional]``.
     starts: the instance method whose call marks the start of a pipeline call (wrapped by ``apply``).
     callback: the step-end callback class that also serves these classes, if any.
     note: one line for the docs.
@@ -50,6 +52,7 @@ class Declaration:
     needs: str = "guidance_scale > 1"
     merge: Callable | None = None
     guided: Callable | None = None
+    layout: Callable | None = None
     starts: str = "encode_prompt"
     callback: str | None = None
     note: str = ""
