@@ -22,7 +22,10 @@ import numpy as np
 import torch
 from diffusers import (
     AutoencoderKLQwenImage,
+    AutoencoderKLQwenImage21,
     FlowMatchEulerDiscreteScheduler,
+    QwenImage21Pipeline,
+    QwenImage21Transformer2DModel,
     QwenImageControlNetInpaintPipeline,
     QwenImageControlNetModel,
     QwenImageControlNetPipeline,
@@ -34,9 +37,16 @@ from diffusers import (
     QwenImageLayeredPipeline,
     QwenImagePipeline,
     QwenImageTransformer2DModel,
+    UniPCMultistepScheduler,
 )
 from PIL import Image
-from transformers import Qwen2VLImageProcessorPil, Qwen2VLProcessor
+from transformers import (
+    Qwen2VLImageProcessorPil,
+    Qwen2VLProcessor,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLProcessor,
+)
 
 from contract_case import Case
 from tiny_qwen import HIDDEN, WORDS, make_qwen_tokenizer, tiny_qwenimage, tiny_text_encoder
@@ -52,9 +62,9 @@ def _same(pipe):
     return pipe.scheduler
 
 
-def _shift3(pipe):
-    """Static shift 3 instead of the default dynamic-free shift 1 (the pipelines pass ``sigmas`` and ``mu``)."""
-    return FlowMatchEulerDiscreteScheduler(shift=3.0)
+def _unipc(pipe):
+    """A multistep flow scheduler (takes the pipelines' numpy ``sigmas``; keeps earlier model outputs)."""
+    return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
 
 
 def _image(seed: int, size: int = SIZE) -> Image.Image:
@@ -94,7 +104,7 @@ def _controlnet(extra_condition_channels: int = 0) -> QwenImageControlNetModel:
 
 
 def qwenimage() -> Case:
-    return _case(_base(QwenImagePipeline), dict(CALL), schedulers=(_same, _shift3))
+    return _case(_base(QwenImagePipeline), dict(CALL), schedulers=(_same, _unipc))
 
 
 def qwenimage_img2img() -> Case:
@@ -197,7 +207,7 @@ def qwenimage_edit() -> Case:
     """``image`` is one image per prompt: the processor (transformers 5) wants as many images as ``<|image_pad|>``
     tokens, and each prompt's template has one."""
     call = {**CALL, "height": EDIT_SIZE, "width": EDIT_SIZE, "image": [_image(1)] * PROMPTS}
-    return _case(_edit(QwenImageEditPipeline), call, schedulers=(_same, _shift3))
+    return _case(_edit(QwenImageEditPipeline), call, schedulers=(_same, _unipc))
 
 
 def qwenimage_edit_plus() -> Case:
@@ -235,6 +245,81 @@ def _all_layers(result) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([np.asarray(layers) for layers in result.images]))
 
 
+# -- Qwen-Image 2.1: Qwen3-VL encoder, 16x VAE, single-stream transformer -----------------------------------------
+
+# A chat template of our own for Qwen3-VL's message layout (the pipeline's __init__ renders its system message with
+# ``processor.apply_chat_template`` to count the tokens it drops).
+QWEN3VL_CHAT = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LATENT21 = 8  # the 2.1 VAE's z_dim = the transformer's in_channels (latents go in unpatched)
+
+
+class _ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+    """``Qwen3VLProcessor`` without a video processor (see ``_ImageOnlyQwen2VLProcessor``)."""
+
+    @classmethod
+    def get_attributes(cls):
+        return [name for name in super().get_attributes() if name != "video_processor"]
+
+
+def _qwen3vl(tokenizer) -> Qwen3VLForConditionalGeneration:
+    """Qwen3-VL: 2 text layers of width HIDDEN, a 1-block vision tower (16-px patches merged 2x2), no deepstack."""
+    ids = tokenizer.convert_tokens_to_ids
+    torch.manual_seed(0)
+    config = Qwen3VLConfig(
+        text_config={
+            "hidden_size": HIDDEN, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 2, "head_dim": 16, "vocab_size": len(tokenizer), "max_position_embeddings": 2048,
+            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1000000.0,
+                                "mrope_interleaved": True},
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": HIDDEN,
+            "patch_size": 16, "num_position_embeddings": 16, "deepstack_visual_indexes": [],
+        },
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )
+    return Qwen3VLForConditionalGeneration(config).eval()
+
+
+def _qwenimage21() -> QwenImage21Pipeline:
+    tokenizer = make_qwen_tokenizer()
+    images = Qwen2VLImageProcessorPil(
+        min_pixels=32 * 32, max_pixels=64 * 64, patch_size=16, merge_size=2, temporal_patch_size=2
+    )
+    processor = _ImageOnlyQwen3VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=QWEN3VL_CHAT)
+    torch.manual_seed(0)
+    transformer = QwenImage21Transformer2DModel(
+        in_channels=LATENT21, out_channels=LATENT21, num_layers=1, attention_head_dim=16, num_attention_heads=2,
+        context_in_dim=HIDDEN, mlp_ratio=2, axes_dims_rope=(4, 6, 6),
+    ).eval()
+    torch.manual_seed(0)
+    vae = AutoencoderKLQwenImage21(  # 4 halvings: the pipeline fixes vae_scale_factor = 16
+        base_dim=4, decoder_base_dim=4, z_dim=LATENT21, dim_mult=[1] * 5, num_res_blocks=1,
+        temperal_downsample=[False, True, True, True], latents_mean=[0.0] * LATENT21, latents_std=[1.0] * LATENT21,
+    ).eval()
+    pipe = QwenImage21Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=_qwen3vl(tokenizer), processor=processor,
+        transformer=transformer,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def qwenimage21() -> Case:
+    """Image-conditioned: one 64x64 condition image (``output_resolution=64``: 4x4 latents, 16 tokens, 4 vision
+    slots in the text), 32x32 output (2x2 latents, 4 tokens). ``use_kv_cache`` stays at its default (True): the
+    text and condition-image keys/values of each pass are computed at step 0 and reused (see the facts table)."""
+    call = {**CALL, "image": _image(1, size=64), "output_resolution": 64}
+    del call["max_sequence_length"]  # 2.1 takes none
+    return _case(_qwenimage21(), call, schedulers=(_same, _unipc))
+
+
 CASES = {
     "QwenImagePipeline": qwenimage,
     "QwenImageImg2ImgPipeline": qwenimage_img2img,
@@ -245,4 +330,5 @@ CASES = {
     "QwenImageEditPlusPipeline": qwenimage_edit_plus,
     "QwenImageEditInpaintPipeline": qwenimage_edit_inpaint,
     "QwenImageLayeredPipeline": qwenimage_layered,
+    "QwenImage21Pipeline": qwenimage21,
 }
