@@ -96,13 +96,7 @@ NOT_SERVED: dict[str, str] = {
     "HunyuanImagePipeline": PENDING,
     "HunyuanImageRefinerPipeline": PENDING,
     # hunyuan_video
-    "HunyuanSkyreelsImageToVideoPipeline": PENDING,
-    "HunyuanVideoFramepackPipeline": PENDING,
-    "HunyuanVideoImageToVideoPipeline": PENDING,
-    "HunyuanVideoPipeline": PENDING,
     # hunyuan_video1_5
-    "HunyuanVideo15ImageToVideoPipeline": PENDING,
-    "HunyuanVideo15Pipeline": PENDING,
     # hunyuandit
     "HunyuanDiTPipeline": PENDING,
     # joyimage
@@ -196,8 +190,6 @@ NOT_SERVED: dict[str, str] = {
     # qwenimage21
     "QwenImage21Pipeline": PENDING,
     # sana
-    "SanaControlNetPipeline": PENDING,
-    "SanaPipeline": PENDING,
     # sana_video
     "SanaImageToVideoPipeline": PENDING,
     "SanaVideoPipeline": PENDING,
@@ -235,11 +227,6 @@ NOT_SERVED: dict[str, str] = {
     "StableDiffusionAdapterPipeline": PENDING,
     "StableDiffusionXLAdapterPipeline": PENDING,
     # wan
-    "WanAnimatePipeline": PENDING,
-    "WanImageToVideoPipeline": PENDING,
-    "WanPipeline": PENDING,
-    "WanVACEPipeline": PENDING,
-    "WanVideoToVideoPipeline": PENDING,
     # z_image
     "ZImageControlNetInpaintPipeline": PENDING,
     "ZImageControlNetPipeline": PENDING,
