@@ -49,7 +49,7 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
     ``change(index, step, role, kwargs)`` may edit ``kwargs`` in place before the call runs.
     """
     calls = []
-    count = {"step": -1, "t": None, "role": 0, "sign": 0}
+    count = {"step": -1, "t": None, "role": 0, "sign": 0, "shape": None}
     modules = [getattr(pipe, n) for n in names]
 
     def wrap(module):
@@ -61,7 +61,10 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
             kwargs = {**dict(zip(params, args)), **kwargs}
             t = _scalar_t(kwargs[timestep_key])
             sign = 0 if count["t"] is None else (t > count["t"]) - (t < count["t"])
-            if count["t"] is None or (sign and count["sign"] and sign != count["sign"]):
+            latents = kwargs.get("hidden_states")
+            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else None
+            reshaped, count["shape"] = count["shape"] is not None and shape != count["shape"], shape
+            if count["t"] is None or reshaped or (sign and count["sign"] and sign != count["sign"]):
                 count["step"], count["role"], count["sign"] = 0, 0, 0
             elif sign:
                 count["step"], count["role"], count["sign"] = count["step"] + 1, 0, sign
