@@ -33,7 +33,9 @@ class Case:
     call: keyword arguments for every call besides prompt/negative_prompt/steps/generator/images-per-prompt:
         sizes, output_type (``"latent"`` where the pipeline takes it: faster), images, guidance scales,
         max_sequence_length, ``negative_prompt: ""`` where guidance needs one (true CFG), ...
-    no_cfg: keyword overrides that switch classifier-free guidance off (e.g. ``{"guidance_scale": 1.0}``).
+    no_cfg: keyword overrides that switch classifier-free guidance off (e.g. ``{"guidance_scale": 1.0}``), or a
+        function ``pipe -> undo`` that switches it off on the pipeline (a guider) and returns how to switch it back.
+    prompts: the prompts (a str where the pipeline takes one prompt only).
     schedulers: factories ``f(pipe) -> scheduler``; the first is what ``pipe`` already has. A second one where
         the pipeline takes other schedulers (the contract runs the grid over them).
     images_arg: the pipeline's "images per prompt" keyword (None: it has none; then one image per prompt).
@@ -45,10 +47,16 @@ class Case:
 
     pipe: object
     call: dict = field(default_factory=dict)
-    no_cfg: dict = field(default_factory=lambda: {"guidance_scale": 1.0})
+    no_cfg: object = field(default_factory=lambda: {"guidance_scale": 1.0})
     schedulers: tuple[Callable, ...] = ()
     images_arg: str | None = "num_images_per_prompt"
     negative_arg: str = "negative_prompt"
     steps: int = 4
     output: Callable = first_output
     full_grid: bool = True
+    prompts: object = ("a red cat", "a blue dog")
+
+    def negatives(self):
+        """The delayed negatives: one per prompt (a str for a str prompt)."""
+        negs = ("blurry hat", "ugly dog")
+        return negs[0] if isinstance(self.prompts, str) else list(negs[: len(self.prompts)])

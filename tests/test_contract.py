@@ -22,8 +22,6 @@ from contract_cases import all_cases
 from contract_reference import substituting, text_inputs, watch
 from negdelay.pipelines import REGISTRY, declaration_for
 
-PROMPTS = ["a red cat", "a blue dog"]
-NEGS = ["blurry hat", "ugly dog"]
 CASES = all_cases()
 SERVED = sorted(name for name in CASES if name.split("[")[0] in REGISTRY)  # "Class[variant]": a second case
 
@@ -34,7 +32,7 @@ def case(name):
 
 
 def call(c, negative=None, **overrides):
-    kwargs = {"prompt": PROMPTS, "num_inference_steps": c.steps, "generator": torch.Generator().manual_seed(0), **c.call}
+    kwargs = {"prompt": c.prompts if isinstance(c.prompts, str) else list(c.prompts), "num_inference_steps": c.steps, "generator": torch.Generator().manual_seed(0), **c.call}
     if c.images_arg:
         kwargs[c.images_arg] = 2
     if negative is not None:
@@ -64,7 +62,7 @@ def recorded(name):
     with watch(c.pipe) as calls_a:
         stock = call(c)
     with watch(c.pipe) as calls_b:
-        call(c, negative=NEGS)
+        call(c, negative=c.negatives())
     return stock, text_inputs(calls_a, calls_b)
 
 
@@ -91,7 +89,7 @@ PARAMS = [pytest.param(name, k, s, id=f"{name}-k{k}-s{s}") for name in SERVED fo
 def test_never_switching_is_stock(name):
     c = case(name)
     stock, _ = recorded(name)
-    with negdelay.apply(c.pipe, NEGS, start_step=c.steps):
+    with negdelay.apply(c.pipe, c.negatives(), start_step=c.steps):
         assert same(call(c), stock)
 
 
@@ -101,12 +99,12 @@ def test_delayed_equals_reference(name, k, s):
     _, values = recorded(name)
     with scheduler(c, s):
         want = reference(c, values, k)
-        with negdelay.apply(c.pipe, NEGS, start_step=k):
+        with negdelay.apply(c.pipe, c.negatives(), start_step=k):
             got = call(c)
         assert same(got, want), f"{name}: apply(start_step={k}) differs from the reference"
         declaration = declaration_for(c.pipe)
         if declaration.callback and s == 0:
-            callback = negdelay.DelayedNegative.for_pipeline(c.pipe, NEGS, start_step=k)
+            callback = negdelay.DelayedNegative.for_pipeline(c.pipe, c.negatives(), start_step=k)
             assert same(call(c, callback_on_step_end=callback), want), f"{name}: the callback differs"
 
 
@@ -114,10 +112,10 @@ def test_delayed_equals_reference(name, k, s):
 def test_remove_restores_stock(name):
     c = case(name)
     stock, _ = recorded(name)
-    with negdelay.apply(c.pipe, NEGS, start_step=1):
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1):
         pass
     assert same(call(c), stock)
-    negdelay.apply(c.pipe, NEGS, start_step=1)
+    negdelay.apply(c.pipe, c.negatives(), start_step=1)
     negdelay.remove(c.pipe)
     assert not negdelay.hooks.is_applied(c.pipe)
     assert same(call(c), stock)
@@ -127,9 +125,15 @@ def test_remove_restores_stock(name):
 @pytest.mark.parametrize("name", SERVED)
 def test_no_guidance_no_change(name):
     c = case(name)
-    stock = call(c, **c.no_cfg)
-    with negdelay.apply(c.pipe, NEGS, start_step=1):
-        assert same(call(c, **c.no_cfg), stock)
+    undo = c.no_cfg(c.pipe) if callable(c.no_cfg) else None
+    overrides = {} if callable(c.no_cfg) else c.no_cfg
+    try:
+        stock = call(c, **overrides)
+        with negdelay.apply(c.pipe, c.negatives(), start_step=1):
+            assert same(call(c, **overrides), stock)
+    finally:
+        if undo is not None:
+            undo()
 
 
 @pytest.mark.parametrize("name", SERVED)

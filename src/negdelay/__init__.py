@@ -6,8 +6,8 @@
 from .auto import AutoDelayedNegative
 from .callback import DelayedNegative, DelayedNegativeBase
 from .families.callbacks import DelayedNegativeSD3, DelayedNegativeXL
-from .hooks import apply, remove
+from .hooks import apply, is_applied, remove
 from .schedule import Point
 
-__all__ = ["AutoDelayedNegative", "DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point", "apply", "remove"]
+__all__ = ["AutoDelayedNegative", "DelayedNegative", "DelayedNegativeBase", "DelayedNegativeSD3", "DelayedNegativeXL", "Point", "apply", "is_applied", "remove"]
 __version__ = "0.1.0"

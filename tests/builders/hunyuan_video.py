@@ -353,7 +353,7 @@ def hunyuan_video15() -> Case:
     One video per prompt: the zero image embeds are made for ``batch_size`` rows, not ``batch_size *
     num_videos_per_prompt`` (pipeline_hunyuan_video1_5.py:719), so more than one fails in the transformer."""
     pipe = _pipe15(HunyuanVideo15Pipeline, transformer=transformer15("t2v"))
-    return Case(pipe, call=dict(CALL15, **SIZE), no_cfg={}, schedulers=SCHEDULERS, images_arg=None)
+    return Case(pipe, call=dict(CALL15, **SIZE), no_cfg=guider_off, schedulers=SCHEDULERS, images_arg=None)
 
 
 def hunyuan_video15_i2v() -> Case:
@@ -365,13 +365,26 @@ def hunyuan_video15_i2v() -> Case:
     )).eval()
     pipe = _pipe15(HunyuanVideo15ImageToVideoPipeline, transformer=transformer15("i2v"), image_encoder=siglip,
                    feature_extractor=SiglipImageProcessor(size={"height": 16, "width": 16}))
-    return Case(pipe, call=dict(CALL15, image=image()), no_cfg={}, schedulers=SCHEDULERS,
+    return Case(pipe, call=dict(CALL15, image=image()), no_cfg=guider_off, schedulers=SCHEDULERS,
                 images_arg="num_videos_per_prompt")
 
 
 # Cases that take ONE string prompt (and one string negative), not the contract's list of two: image-to-video
 # encodes its negative with ONE black image, so Llava gets one image for several rows and fails.
 ONE_PROMPT = frozenset({"HunyuanVideoImageToVideoPipeline"})
+
+
+def guider_off(pipe):
+    """HunyuanVideo 1.5 takes no guidance keyword: its guider decides. Switch it off; return how to undo."""
+    from diffusers.guiders import ClassifierFreeGuidance
+
+    own = pipe.guider
+    pipe.guider = ClassifierFreeGuidance(guidance_scale=1.0)
+
+    def undo():
+        pipe.guider = own
+
+    return undo
 
 CASES = {
     "HunyuanVideoPipeline": hunyuan_video,

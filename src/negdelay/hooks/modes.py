@@ -81,7 +81,7 @@ class ContextHook(DelayedNegativeHook):
 
     def unconditional(self, call, it, args, kwargs):
         context = self.context._context
-        if context is None or context.name != "uncond":
+        if context is None or context.name != self.session.declaration.context:
             self.session.no_unconditional(call, it)
             return None
         return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], None

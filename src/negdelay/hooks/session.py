@@ -53,12 +53,10 @@ class Session:
         denoiser call (img2img begins later); schedulers without one (DDIM, PNDM) count calls (batched mode)."""
         sched = self.pipeline.scheduler
         if hasattr(sched, "step_index"):
-            index = sched.step_index
-            if index is None:
-                index = getattr(sched, "begin_index", None) or 0
             if call.base_index is None:
-                call.base_index = int(index)
-            return int(index) - call.base_index
+                call.base_index = self._first_index(sched)
+            index = sched.step_index
+            return 0 if index is None else int(index) - call.base_index
         if self.declaration.mode != "batched":
             raise ValueError(
                 f"negdelay.apply: {type(sched).__name__} has no step_index, so the hook cannot tell the step of "
@@ -68,6 +66,18 @@ class Session:
         count = call.calls.get(denoiser, 0)
         call.calls[denoiser] = count + 1
         return count
+
+    def _first_index(self, sched) -> int:
+        """The scheduler index of the loop's first timestep: its step index if it has one already, else its begin
+        index (img2img sets it), else the timesteps the pipeline skips (``len(timesteps) - _num_timesteps``); a
+        scheduler without ``set_begin_index`` finds that index from the timestep at its first ``step``."""
+        if sched.step_index is not None:
+            return int(sched.step_index)
+        begin = getattr(sched, "begin_index", None)
+        if begin is not None:
+            return int(begin)
+        run = getattr(self.pipeline, "_num_timesteps", None)
+        return len(sched.timesteps) - int(run) if run else 0
 
     def check_inputs(self, module, kwargs) -> None:
         missing = [n for n in self.declaration.inputs if get_input(kwargs, n, _MISSING) is _MISSING]

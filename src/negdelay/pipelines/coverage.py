@@ -60,7 +60,6 @@ NOT_SERVED: dict[str, str] = {
     "StableDiffusionXLControlNetUnionInpaintPipeline": PENDING,
     "StableDiffusionXLControlNetUnionPipeline": PENDING,
     # controlnet_hunyuandit
-    "HunyuanDiTControlNetPipeline": PENDING,
     # controlnet_sd3
     "StableDiffusion3ControlNetInpaintingPipeline": PENDING,
     "StableDiffusion3ControlNetPipeline": PENDING,
@@ -98,7 +97,6 @@ NOT_SERVED: dict[str, str] = {
     # hunyuan_video
     # hunyuan_video1_5
     # hunyuandit
-    "HunyuanDiTPipeline": PENDING,
     # joyimage
     "JoyImageEditPipeline": PENDING,
     "JoyImageEditPlusPipeline": PENDING,

@@ -39,6 +39,7 @@ class Declaration:
     layout: batched mode: ``pipeline -> (blocks, unconditional block indices)`` for calls made of equal blocks of
         rows, read once per call. Default ``(2, (0,))``: ``[unconditional, conditional]``.
     starts: the instance method whose call marks the start of a pipeline call (wrapped by ``apply``).
+    context: context mode: the name of the ``cache_context`` of the unconditional pass (a guider's ``pred_uncond``).
     callback: the step-end callback class that also serves these classes, if any.
     note: one line for the docs.
     """
@@ -54,6 +55,7 @@ class Declaration:
     guided: Callable | None = None
     layout: Callable | None = None
     starts: str = "encode_prompt"
+    context: str = "uncond"
     callback: str | None = None
     note: str = ""
     classes: tuple[str, ...] = field(default=(), compare=False)

@@ -30,6 +30,8 @@ def positive_args(call, texts: list[tuple[str, ...]], text_args: Sequence[str]) 
     for name in params:
         if name.startswith("num_") and name.endswith("_per_prompt"):  # num_images_per_prompt, num_videos_per_prompt
             args[name] = 1
+    if "batch_size" in params:
+        args["batch_size"] = len(texts)
     if "do_classifier_free_guidance" in params:
         args["do_classifier_free_guidance"] = False
     return args
