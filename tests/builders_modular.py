@@ -108,6 +108,17 @@ def seeded(factory, seed=0):
     return module.eval() if isinstance(module, torch.nn.Module) else module
 
 
+def unzero(module, seed=0):
+    """Give all-zero parameters (zero-initialised output or gate layers) small random values, so that the text
+    reaches the output of a freshly initialised model."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in module.parameters():
+            if not param.any():
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
+    return module
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Wan 2.1 / 2.2
 # ---------------------------------------------------------------------------------------------------------
@@ -309,13 +320,13 @@ def z_image():
     return ModularCase(pipe, {"height": 32, "width": 32, "max_sequence_length": 32}, timestep_key="t")
 
 
-def _flux2_vae():
+def _flux2_vae(latent_channels=1):
     from diffusers import AutoencoderKLFlux2
 
     return seeded(lambda: AutoencoderKLFlux2(
         sample_size=32, in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
-        up_block_types=("UpDecoderBlock2D",), block_out_channels=(4,), layers_per_block=1, latent_channels=1,
-        norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False))
+        up_block_types=("UpDecoderBlock2D",), block_out_channels=(4,), layers_per_block=1,
+        latent_channels=latent_channels, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False))
 
 
 def flux2_klein_base():
@@ -435,6 +446,50 @@ def hunyuan_video15():
     return ModularCase(pipe, {"height": 16, "width": 16, "num_frames": 9}, images_arg=None)
 
 
+def _qwenimage_vae():
+    from diffusers import AutoencoderKLQwenImage
+
+    return seeded(lambda: AutoencoderKLQwenImage(
+        base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1, temperal_downsample=[False, True],
+        latents_mean=[0.0] * 4, latents_std=[1.0] * 4))
+
+
+def anima():
+    from diffusers import AnimaTextConditioner, CosmosTransformer3DModel
+
+    t5_tok = _t5_tokenizer()
+    conditioner = seeded(lambda: AnimaTextConditioner(
+        source_dim=16, target_dim=32, model_dim=32, num_layers=1, num_attention_heads=2, target_vocab_size=len(t5_tok),
+        min_sequence_length=8), 3)
+    transformer = seeded(lambda: CosmosTransformer3DModel(
+        in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=16, num_layers=2, mlp_ratio=2,
+        text_embed_dim=32, adaln_lora_dim=4, max_size=(4, 32, 32), patch_size=(1, 2, 2), rope_scale=(2.0, 1.0, 1.0),
+        concat_padding_mask=False, extra_pos_embed_type="learnable"))  # the padding mask needs torchvision
+    pipe = modular("AnimaModularPipeline", text_encoder=_qwen3(), tokenizer=_qwen_tokenizer(), t5_tokenizer=t5_tok,
+                   text_conditioner=conditioner, transformer=transformer, vae=_qwenimage_vae(), scheduler=_flow_match())
+    return ModularCase(pipe, {"height": 32, "width": 32, "max_sequence_length": 16})
+
+
+def ernie_image():
+    from diffusers import ErnieImageTransformer2DModel
+    from transformers import Mistral3Config, Mistral3Model
+
+    tok = _t5_tokenizer()
+    config = Mistral3Config(
+        text_config={"model_type": "mistral", "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": len(tok)},
+        vision_config={"model_type": "pixtral", "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "head_dim": 8, "image_size": 16, "patch_size": 4},
+        vocab_size=len(tok))
+    encoder = seeded(lambda: Mistral3Model(config))
+    transformer = unzero(seeded(lambda: ErnieImageTransformer2DModel(
+        hidden_size=16, num_attention_heads=1, num_layers=1, ffn_hidden_size=16, in_channels=16, out_channels=16,
+        patch_size=1, text_in_dim=16, rope_theta=256, rope_axes_dim=(8, 4, 4), eps=1e-6, qk_layernorm=True)))
+    pipe = modular("ErnieImageModularPipeline", text_encoder=encoder, tokenizer=tok, transformer=transformer,
+                   vae=_flux2_vae(latent_channels=4), scheduler=_flow_match())
+    return ModularCase(pipe, {"height": 32, "width": 32})
+
+
 CASES = {
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
@@ -452,4 +507,6 @@ CASES = {
     "HeliosPyramidDistilledModularPipeline": functools.partial(helios_pyramid, distilled=True),
     "Krea2ModularPipeline": krea2,
     "HunyuanVideo15ModularPipeline": hunyuan_video15,
+    "AnimaModularPipeline": anima,
+    "ErnieImageModularPipeline": ernie_image,
 }
