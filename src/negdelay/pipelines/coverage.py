@@ -33,7 +33,6 @@ NOT_SERVED: dict[str, str] = {
     # audioldm2
     "AudioLDM2Pipeline": PENDING,
     # aura_flow
-    "AuraFlowPipeline": PENDING,
     # bria
     "BriaPipeline": PENDING,
     # bria_fibo
