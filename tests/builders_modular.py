@@ -490,6 +490,73 @@ def ernie_image():
     return ModularCase(pipe, {"height": 32, "width": 32})
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Qwen-Image Edit / Edit Plus / Layered: a Qwen2.5-VL processor over a 1-block vision tower
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _tiny_resize():
+    """An image resize component that never goes above 28x28 (the VL encoder's 2x2 patches of 14): the stock
+    steps resize condition images to a 1024x1024 (VAE) or 384x384 (VL) area."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    class TinyResize(VaeImageProcessor):
+        def resize(self, image, height=None, width=None, *args, **kwargs):
+            return super().resize(image, 28, 28, *args, **kwargs)
+
+    return TinyResize(vae_scale_factor=16)
+
+
+def _qwen_edit_parts(template):
+    from diffusers import QwenImageTransformer2DModel
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
+
+    from tiny_qwen import make_qwen_tokenizer, tiny_text_encoder
+
+    class Processor(Qwen2VLProcessor):
+        """Without torchvision transformers cannot check a video processor's class: there is none here."""
+
+        def check_argument_for_proper_class(self, name, arg):
+            if arg is not None:
+                return super().check_argument_for_proper_class(name, arg)
+
+    tok = make_qwen_tokenizer(template=template)
+    tok.chat_template = CHAT
+    processor = Processor(image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=28 * 28), tokenizer=tok,
+                          video_processor=None, chat_template=CHAT)
+    transformer = seeded(lambda: QwenImageTransformer2DModel(
+        patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
+        joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4)))
+    return dict(text_encoder=tiny_text_encoder(tok), processor=processor, transformer=transformer,
+                vae=_qwenimage_vae(), scheduler=_flow_match(), image_resize_processor=_tiny_resize())
+
+
+def qwenimage_edit():
+    from diffusers.modular_pipelines.qwenimage.prompt_templates import QWENIMAGE_EDIT_PROMPT_TEMPLATE
+
+    pipe = modular("QwenImageEditModularPipeline", **_qwen_edit_parts(QWENIMAGE_EDIT_PROMPT_TEMPLATE))
+    # one condition image per prompt
+    return ModularCase(pipe, {"image": [_image(32), _image(32, 1)], "height": 32, "width": 32, "negative_prompt": ["", ""]})
+
+
+def qwenimage_edit_plus():
+    from diffusers.modular_pipelines.qwenimage.prompt_templates import QWENIMAGE_EDIT_PLUS_PROMPT_TEMPLATE
+
+    pipe = modular("QwenImageEditPlusModularPipeline", **_qwen_edit_parts(QWENIMAGE_EDIT_PLUS_PROMPT_TEMPLATE))
+    # the images are references of one prompt (each prompt would need them all): one prompt, two images of it
+    return ModularCase(pipe, {"image": [_image(32), _image(32, 1)], "height": 32, "width": 32, "negative_prompt": ""},
+                       prompts=PROMPTS[0])
+
+
+def qwenimage_layered():
+    from diffusers.modular_pipelines.qwenimage.prompt_templates import QWENIMAGE_PROMPT_TEMPLATE
+
+    parts = _qwen_edit_parts(QWENIMAGE_PROMPT_TEMPLATE)
+    parts["tokenizer"] = parts["processor"].tokenizer
+    pipe = modular("QwenImageLayeredModularPipeline", **parts)
+    return ModularCase(pipe, {"image": _image(32), "layers": 2, "negative_prompt": ["", ""]})
+
+
 CASES = {
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
@@ -509,4 +576,7 @@ CASES = {
     "HunyuanVideo15ModularPipeline": hunyuan_video15,
     "AnimaModularPipeline": anima,
     "ErnieImageModularPipeline": ernie_image,
+    "QwenImageEditModularPipeline": qwenimage_edit,
+    "QwenImageEditPlusModularPipeline": qwenimage_edit_plus,
+    "QwenImageLayeredModularPipeline": qwenimage_layered,
 }
