@@ -38,6 +38,7 @@ def call(c, negative=None, **overrides):
     if negative is not None:
         kwargs[c.negative_arg] = negative
     kwargs.update(overrides)
+    torch.manual_seed(0)  # pipelines that draw from the global generator too (Qwen ControlNet inpaint's VAE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return c.output(c.pipe(**kwargs))

@@ -215,7 +215,7 @@ def qwenimage_edit_plus() -> Case:
     condition images are a list (here one: "Picture 1: <vision tokens>" before the prompt); the prompt image goes to
     the VL encoder at 384x384 (then the processor's 56x56), the VAE image at 1024x1024."""
     call = {**CALL, "height": EDIT_SIZE, "width": EDIT_SIZE, "image": [_image(1)], "negative_prompt": [""]}
-    return _case(_edit(QwenImageEditPlusPipeline), call, full_grid=False)
+    return _case(_edit(QwenImageEditPlusPipeline), call, full_grid=False, prompts=["a red cat"])
 
 
 def qwenimage_edit_inpaint() -> Case:

@@ -114,8 +114,6 @@ NOT_SERVED: dict[str, str] = {
     "KandinskyV22PriorEmb2EmbPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
     "KandinskyV22PriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
     # kandinsky3
-    "Kandinsky3Img2ImgPipeline": PENDING,
-    "Kandinsky3Pipeline": PENDING,
     # kandinsky5
     "Kandinsky5I2IPipeline": PENDING,
     "Kandinsky5I2VPipeline": PENDING,
@@ -178,12 +176,6 @@ NOT_SERVED: dict[str, str] = {
     "PRXPipeline": PENDING,
     "PRXPixelPipeline": PENDING,
     # qwenimage
-    "QwenImageControlNetInpaintPipeline": PENDING,
-    "QwenImageControlNetPipeline": PENDING,
-    "QwenImageEditInpaintPipeline": PENDING,
-    "QwenImageEditPipeline": PENDING,
-    "QwenImageEditPlusPipeline": PENDING,
-    "QwenImageLayeredPipeline": PENDING,
     # qwenimage21
     "QwenImage21Pipeline": PENDING,
     # sana
@@ -211,15 +203,10 @@ NOT_SERVED: dict[str, str] = {
     "OnnxStableDiffusionInpaintPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "OnnxStableDiffusionPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "OnnxStableDiffusionUpscalePipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
-    "StableDiffusionDepth2ImgPipeline": PENDING,
-    "StableDiffusionInstructPix2PixPipeline": PENDING,
-    "StableDiffusionLatentUpscalePipeline": PENDING,
     "StableDiffusionOnnxPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
-    "StableDiffusionUpscalePipeline": PENDING,
     "StableUnCLIPImg2ImgPipeline": PENDING,
     "StableUnCLIPPipeline": PENDING,
     # stable_diffusion_xl
-    "StableDiffusionXLInstructPix2PixPipeline": PENDING,
     # t2i_adapter
     "StableDiffusionAdapterPipeline": PENDING,
     "StableDiffusionXLAdapterPipeline": PENDING,
