@@ -85,7 +85,7 @@ SHORTER = {
 }
 
 
-def modular(class_name: str, **components):
+def modular(class_name: str, drop=(), **components):
     """A ``diffusers.modular_pipelines.<class_name>`` on its default blocks, filled with ``components`` (the guider
     defaults to CFG at scale 5). Built from the class itself: ``Blocks().init_pipeline()`` maps some blocks to
     another class (the Helios pyramid blocks, distilled or not, give ``HeliosPyramidModularPipeline``)."""
@@ -93,7 +93,8 @@ def modular(class_name: str, **components):
 
     cls = getattr(mp, class_name)
     blocks = getattr(mp, cls.default_blocks_name)()
-    blocks.sub_blocks.pop("decode", None)  # the contract compares latents: the VAE decode only costs time
+    for name in ("decode", *drop):  # the contract compares latents: the VAE decode only costs time
+        blocks.sub_blocks.pop(name, None)
     if class_name in SHORTER:  # the same class, with tiny text lengths (its own are constants of the class)
         cls = type(class_name, (cls,), {**SHORTER[class_name], "__module__": __name__})
     pipe = cls(blocks=blocks)
@@ -269,7 +270,8 @@ def qwenimage():
 # ---------------------------------------------------------------------------------------------------------
 
 CHAT = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}{{ c['text'] }}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
@@ -507,23 +509,26 @@ def _tiny_resize():
     return TinyResize(vae_scale_factor=16)
 
 
+def _vl_processor(cls, image_processor, tok):
+    """A Qwen VL processor without a video processor (transformers cannot check one's class without torchvision)."""
+
+    class Processor(cls):
+        def check_argument_for_proper_class(self, name, arg):
+            if arg is not None:
+                return super().check_argument_for_proper_class(name, arg)
+
+    return Processor(image_processor=image_processor, tokenizer=tok, video_processor=None, chat_template=CHAT)
+
+
 def _qwen_edit_parts(template):
     from diffusers import QwenImageTransformer2DModel
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
 
     from tiny_qwen import make_qwen_tokenizer, tiny_text_encoder
 
-    class Processor(Qwen2VLProcessor):
-        """Without torchvision transformers cannot check a video processor's class: there is none here."""
-
-        def check_argument_for_proper_class(self, name, arg):
-            if arg is not None:
-                return super().check_argument_for_proper_class(name, arg)
-
     tok = make_qwen_tokenizer(template=template)
     tok.chat_template = CHAT
-    processor = Processor(image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=28 * 28), tokenizer=tok,
-                          video_processor=None, chat_template=CHAT)
+    processor = _vl_processor(Qwen2VLProcessor, Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=28 * 28), tok)
     transformer = seeded(lambda: QwenImageTransformer2DModel(
         patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
         joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(8, 4, 4)))
@@ -557,6 +562,55 @@ def qwenimage_layered():
     return ModularCase(pipe, {"image": _image(32), "layers": 2, "negative_prompt": ["", ""]})
 
 
+def _qwen3_vl(tok, cls_name="Qwen3VLForConditionalGeneration", layers=2, hidden=16):
+    import transformers
+
+    ids = tok.convert_tokens_to_ids
+    config = transformers.Qwen3VLConfig(
+        text_config={"hidden_size": hidden, "intermediate_size": 16, "num_hidden_layers": layers,
+                     "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": len(tok),
+                     "rope_parameters": {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 1e6}},
+        vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": hidden,
+                       "deepstack_visual_indexes": []},
+        vocab_size=len(tok), image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    return seeded(lambda: getattr(transformers, cls_name)(config))
+
+
+def qwenimage21():
+    from diffusers import AutoencoderKLQwenImage21, QwenImage21Transformer2DModel
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor
+
+    tok = _qwen_tokenizer()
+    processor = _vl_processor(Qwen3VLProcessor, Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=28 * 28), tok)
+    transformer = seeded(lambda: QwenImage21Transformer2DModel(
+        patch_size=1, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=2,
+        context_in_dim=16, axes_dims_rope=(4, 6, 6)))
+    vae = seeded(lambda: AutoencoderKLQwenImage21(  # only its config is read: the contract skips the decode
+        base_dim=8, decoder_base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1, 1], num_res_blocks=1,
+        temperal_downsample=[False, True, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4))
+    # Qwen-Image 2.1's default guider has guidance_scale 1 (off): with CFG on, as the base checkpoint runs it
+    pipe = modular("QwenImage21ModularPipeline", text_encoder=_qwen3_vl(tok), processor=processor,
+                   transformer=transformer, vae=vae, scheduler=_flow_match())
+    return ModularCase(pipe, {"height": 32, "width": 32, "negative_prompt": ["", ""]})
+
+
+def flux3():
+    from diffusers import Flux3Transformer2DModel
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor
+
+    tok = _qwen_tokenizer()
+    processor = _vl_processor(Qwen3VLProcessor, Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=28 * 28), tok)
+    transformer = seeded(lambda: Flux3Transformer2DModel(
+        in_channels=4, cond_in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=(4, 4, 4, 4)))
+    # the prompt upsampler (a Qwen3.5 generating a longer prompt) is dropped, as diffusers documents it
+    pipe = modular("Flux3ModularPipeline", drop=("prompt_upsampler",), text_encoder=_qwen3_vl(tok), tokenizer=processor,
+                   transformer=transformer, vae=_flux2_vae(), scheduler=_flow_match(shift=6.93))
+    # one prompt (the stock text step refuses a batch of prompts), two images of it
+    return ModularCase(pipe, {"height": 16, "width": 16, "text_encoder_out_layers": (1, 2)}, prompts=PROMPTS[0])
+
+
 CASES = {
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
@@ -579,4 +633,5 @@ CASES = {
     "QwenImageEditModularPipeline": qwenimage_edit,
     "QwenImageEditPlusModularPipeline": qwenimage_edit_plus,
     "QwenImageLayeredModularPipeline": qwenimage_layered,
+    "Flux3ModularPipeline": flux3,
 }
