@@ -1,6 +1,7 @@
 """Tiny Kandinsky 3 pipelines (text-to-image, image-to-image), built in code, offline: a 2-layer T5 (width 32) on
-the toy CLIP tokenizer (the pipeline pads to 128 tokens, then cuts to the longest prompt + 1), a small (2 layers per block: 1 breaks its up blocks)
-``Kandinsky3UNet`` (2 layers per block: 1 breaks its up blocks) and a 2-level ``VQModel`` (MoVQ; its spatial norms take multiples of 32 channels): 16x16 pixels -> 8x8 latents."""
+the toy CLIP tokenizer (the pipeline pads to 128 tokens, then cuts to the longest prompt + 1), a small
+``Kandinsky3UNet`` (2 layers per block: 1 breaks its up blocks) and a 2-level ``VQModel`` (MoVQ; its spatial norms
+take multiples of 32 channels): 16x16 pixels -> 8x8 latents."""
 
 from __future__ import annotations
 
