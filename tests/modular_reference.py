@@ -44,15 +44,16 @@ def _same(a, b) -> bool:
 
 @contextlib.contextmanager
 def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
-    """Record ``(step, role, kwargs)`` per denoiser call (role 0: first call of its step, 1: second, ...).
+    """Record ``(step, role, kwargs)`` per denoiser call (role 0: first call of its step, 1: second, ...);
+    ``calls.per_denoiser`` counts the calls of each denoiser.
 
     ``change(index, step, role, kwargs)`` may edit ``kwargs`` in place before the call runs.
     """
-    calls = []
+    calls = _Calls()
     count = {"step": -1, "t": None, "role": 0, "sign": 0, "shape": None}
     modules = [getattr(pipe, n) for n in names]
 
-    def wrap(module):
+    def wrap(name, module):
         forward = module.forward
         params = list(inspect.signature(forward).parameters)
 
@@ -74,17 +75,24 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
             if change is not None:
                 change(len(calls), count["step"], count["role"], kwargs)
             calls.append((count["step"], count["role"], dict(kwargs)))
+            calls.per_denoiser[name] = calls.per_denoiser.get(name, 0) + 1
             return forward(**kwargs)
 
         module.forward = wrapped
 
-    for m in modules:
-        wrap(m)
+    for name, m in zip(names, modules):
+        wrap(name, m)
     try:
         yield calls
     finally:
         for m in modules:
             del m.forward
+
+
+class _Calls(list):
+    def __init__(self):
+        super().__init__()
+        self.per_denoiser: dict[str, int] = {}
 
 
 def text_keys(own_calls, neg_calls) -> list[str]:

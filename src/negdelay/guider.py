@@ -41,8 +41,39 @@ _MISSING = object()
 
 # The classes the contract test (tests/test_guider_contract.py) proves on tiny components, and why the others
 # are not served. The test checks that this list is exactly what it proves.
-SERVED: tuple[str, ...] = ()
-NOT_SERVED: dict[str, str] = {}
+SERVED: tuple[str, ...] = (
+    "AnimaModularPipeline", "ErnieImageModularPipeline", "Flux3ModularPipeline", "HeliosModularPipeline",
+    "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline", "LTXModularPipeline",
+    "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline",
+    "QwenImageModularPipeline", "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline",
+    "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline", "Wan22VaceModularPipeline",
+    "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
+)
+_NO_GUIDER = "no guider component: its blocks run no classifier-free guidance through a guider"
+NOT_SERVED: dict[str, str] = {
+    "Cosmos3DistilledModularPipeline": _NO_GUIDER + " (distilled, no unconditional pass)",
+    "Cosmos3OmniModularPipeline": _NO_GUIDER + " (its denoise step combines cond/uncond itself; a hook, not a guider)",
+    "EchoModularPipeline": _NO_GUIDER + " (no negative_prompt input)",
+    "Flux2ModularPipeline": _NO_GUIDER + " (guidance-distilled FLUX.2, no negative_prompt input)",
+    "Flux2KleinModularPipeline": _NO_GUIDER + " (distilled Klein, no negative_prompt input)",
+    "Flux3DistilledModularPipeline": _NO_GUIDER + " (distilled, no negative_prompt input)",
+    "FluxModularPipeline": _NO_GUIDER + " (guidance-distilled FLUX.1, no negative_prompt input)",
+    "FluxKontextModularPipeline": _NO_GUIDER + " (guidance-distilled, no negative_prompt input)",
+    "Ideogram4ModularPipeline": _NO_GUIDER + " (its unconditional pass is a second transformer on the image alone: no text)",
+    "Krea2TurboModularPipeline": _NO_GUIDER + " (turbo checkpoint, no negative_prompt input)",
+    "MiniMaxH3ModularPipeline": _NO_GUIDER + " (guidance-distilled, no unconditional pass)",
+    "QwenImage21TurboModularPipeline": _NO_GUIDER + " (turbo checkpoint, no negative_prompt input)",
+    "Flux2KleinBaseModularPipeline": "no negative_prompt input: its text step always encodes \"\" as the unconditional text",
+    "MiniMaxMusic3ModularPipeline": "no negative_prompt input: its unconditional branch is not a text",
+    "HeliosPyramidDistilledModularPipeline": (
+        "DMD-distilled, meant to run without CFG; with CFG the stock pipeline is not reproducible from one call to "
+        "the next (the DMD scheduler keeps state), so nothing can be proven"
+    ),
+    "QwenImage21ModularPipeline": (
+        "its denoise loop derives the unconditional image mask from the negative's pad mask inside the loop and "
+        "caches the unconditional branch's text keys/values from the first step: a switch mid-run cannot reach them"
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -418,7 +449,10 @@ class _Call:
             if is_loop:
                 self.freeze()
             elif self._reads_taint(block, state):
-                self._pending[id(block)] = (dict(state.values), {k: list(v) for k, v in state.kwargs_mapping.items()})
+                # what the block sees, kept as it is now: the block may edit lists in place (Z-Image's text step
+                # writes the templated prompts into its prompt list) and advance the generator
+                values = {name: _fresh(v) for name, v in state.values.items()}
+                self._pending[id(block)] = (values, {k: list(v) for k, v in state.kwargs_mapping.items()})
         return original(state)
 
     def set_block_state(self, block, original, state, block_state):
@@ -440,9 +474,7 @@ class _Call:
         """Run ``block`` again on the state it saw, with the negative's values, and record what differs."""
         from diffusers.modular_pipelines.modular_pipeline import PipelineState
 
-        # fresh generators (the side run must not advance the user's), fresh lists (some text steps edit the
-        # prompt list they are given in place)
-        side = {name: _fresh(v) for name, v in {**values, **self.taint}.items()}
+        side = {**values, **{name: _fresh(v) for name, v in self.taint.items()}}
         before = dict(side)
         shadow = PipelineState(values=side, kwargs_mapping=mapping)
         block(self.pipeline, shadow)
