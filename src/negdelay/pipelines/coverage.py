@@ -52,9 +52,6 @@ NOT_SERVED: dict[str, str] = {
     # consisid
     "ConsisIDPipeline": PENDING,
     # controlnet
-    "StableDiffusionXLControlNetUnionImg2ImgPipeline": PENDING,
-    "StableDiffusionXLControlNetUnionInpaintPipeline": PENDING,
-    "StableDiffusionXLControlNetUnionPipeline": PENDING,
     # controlnet_hunyuandit
     # controlnet_sd3
     "StableDiffusion3ControlNetInpaintingPipeline": PENDING,
@@ -206,7 +203,7 @@ NOT_SERVED: dict[str, str] = {
     # stable_diffusion_xl
     # t2i_adapter
     "StableDiffusionAdapterPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
-    "StableDiffusionXLAdapterPipeline": PENDING,
+    "StableDiffusionXLAdapterPipeline": "declared (sdxl_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
     # wan
     # z_image
     "ZImageControlNetInpaintPipeline": PENDING,
