@@ -1,14 +1,13 @@
-"""Overhead of ``negdelay.apply`` (the denoiser hook) against the stock negative prompt, one interleaved run.
+"""Overhead of ``negdelay.apply`` against the stock negative prompt, per hook mode, one interleaved run.
 
-    python benchmarks/apply_overhead.py [--pairs 21] [--steps 25] [--threads 1] [--only flux,pixart,...]
+    python benchmarks/apply_overhead.py [--pairs 21] [--steps 25] [--threads 1] [--classes FluxPipeline,...]
 
-For each pipeline (tiny in-code pipelines of the tests: Flux true CFG = context mode, Flux img2img = ordered mode,
-QwenImage = context mode with padded rows, PixArt = batched mode reading the pipeline's guidance decision), each
-pair runs the stock ``pipe(prompt, negative_prompt=neg)`` and ``pipe(prompt, negative_prompt="")`` with
-``negdelay.apply(pipe, neg, start_step=k)`` back to back (order alternating), same seed. Prints the median
-wall-time ratio (hooked / stock) with its interquartile range, and the denoiser calls and rows of one call each.
-The hook is applied anew before every hooked call (and removed before every stock call); each hooked call encodes
-the negative once besides the pipeline's own ``""`` (the hook encodes once per pipeline call in any case).
+Each class is built by its contract builder (tests/builders/: tiny components of the real class). Each pair runs the
+stock ``pipe(prompt, negative_prompt=NEGS)`` and, with ``negdelay.apply(pipe, NEGS, start_step=k)`` installed once
+and kept (as a user keeps it), ``pipe(prompt)`` with the pipeline's own negative, back to back, order alternating,
+same seed. Prints the median wall-time ratio (hooked / stock) with its interquartile range, the difference of the
+medians (the fixed cost per pipeline call: the hook's bookkeeping and the second text encoding, of the negative),
+and the denoiser calls and rows of one call each.
 """
 
 from __future__ import annotations
@@ -24,54 +23,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import count_unet, interleaved, ratio_stats  # noqa: E402
 
-
-def pipelines():
-    import torch
-    from diffusers import FluxImg2ImgPipeline
-    from tiny_families import tiny_flux, tiny_pixart
-    from tiny_qwen import tiny_qwenimage
-
-    image = torch.linspace(0, 1, 3 * 32 * 32).reshape(1, 3, 32, 32)
-    flux = dict(height=32, width=32, max_sequence_length=8, true_cfg_scale=3.0)
-    return {
-        "flux": (tiny_flux, flux),
-        "flux-img2img": (lambda: FluxImg2ImgPipeline(**tiny_flux().components), {**flux, "image": image, "strength": 1.0}),
-        "qwenimage": (tiny_qwenimage, dict(height=32, width=32, true_cfg_scale=3.0)),
-        "pixart": (tiny_pixart, dict(height=32, width=32, max_sequence_length=8, clean_caption=False,
-                                     use_resolution_binning=False)),
-    }
+#: one class per hook mode (and a second batched one with an attention mask)
+DEFAULT = ("StableDiffusionPipeline", "PixArtAlphaPipeline", "FluxPipeline", "FluxImg2ImgPipeline",
+           "QwenImagePipeline", "LTX2Pipeline")
+NEGS = ["blurry hat", "ugly dog"]
 
 
-def measure(name, build, extra, *, pairs, steps, start):
+def measure(name, case, *, pairs, steps, start):
     import torch
 
     import negdelay
+    from negdelay.pipelines import declaration_for
 
-    pipe = build()
-    pipe.set_progress_bar_config(disable=True)
-    prompt, neg = ["a girl eating pizza"] * 2, ["glasses"] * 2
-    options = {"clean_caption": False} if name == "pixart" else {}
-    kw = {"num_inference_steps": steps, "output_type": "latent", **extra}
+    pipe = case.pipe
+    kw = {"prompt": ["a red cat", "a blue dog"], **case.call, "num_inference_steps": steps}
+    kw.pop("strength", None)  # every step runs
+    if case.images_arg:
+        kw[case.images_arg] = 1
     count = count_unet(pipe)
 
     def stock():
-        pipe(prompt, negative_prompt=neg, generator=torch.Generator().manual_seed(0), **kw)
+        pipe(**{**kw, case.negative_arg: NEGS}, generator=torch.Generator().manual_seed(0))
 
     def hooked():
-        pipe(prompt, negative_prompt=["", ""], generator=torch.Generator().manual_seed(0), **kw)
+        pipe(**kw, generator=torch.Generator().manual_seed(0))
 
+    applied = negdelay.apply(pipe, NEGS, start_step=start)
+    negdelay.remove(pipe)
     runs = {"stock": (lambda: negdelay.remove(pipe), stock),
-            "hooked": (lambda: negdelay.apply(pipe, neg, start_step=start, **options), hooked)}
+            "hooked": (lambda: negdelay.is_applied(pipe) or negdelay.apply(pipe, NEGS, start_step=start), hooked)}
     times, evals = interleaved(runs, pairs, count)
     negdelay.remove(pipe)
     ratio, q1, q3 = ratio_stats(times["hooked"], times["stock"])
+    ms = {k: statistics.median(v) * 1000 for k, v in times.items()}
     print(
-        f"{name}: {pairs} interleaved pairs, {steps} steps, start step {start} | stock "
-        f"{statistics.median(times['stock']) * 1000:.1f} ms, hooked {statistics.median(times['hooked']) * 1000:.1f} ms | "
-        f"median ratio hooked/stock {ratio:.4f} (IQR {q1:.4f}-{q3:.4f}) | transformer calls/rows stock "
-        f"{evals['stock']['calls']}/{evals['stock']['rows']}, hooked {evals['hooked']['calls']}/{evals['hooked']['rows']}",
+        f"{name} ({declaration_for(pipe).mode}): {pairs} pairs, {steps} steps, start {start} | stock {ms['stock']:.1f} ms, "
+        f"hooked {ms['hooked']:.1f} ms | ratio {ratio:.4f} (IQR {q1:.4f}-{q3:.4f}) | fixed "
+        f"{ms['hooked'] - ms['stock']:+.2f} ms/call | denoiser calls/rows stock {evals['stock']['calls']}/"
+        f"{evals['stock']['rows']}, hooked {evals['hooked']['calls']}/{evals['hooked']['rows']}",
         flush=True,
     )
+    del applied
 
 
 def main(argv=None):
@@ -80,19 +72,20 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--start-step", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", default="", help="comma-separated subset of: flux, flux-img2img, qwenimage, pixart")
+    ap.add_argument("--classes", default=",".join(DEFAULT), help="comma-separated served classes with a builder")
     args = ap.parse_args(argv)
     import torch
 
+    from contract_cases import all_cases
+
     torch.set_num_threads(args.threads)
-    todo = pipelines()
-    names = [n for n in args.only.split(",") if n] or list(todo)
-    unknown = sorted(set(names) - set(todo))
+    cases = all_cases()
+    names = [n for n in args.classes.split(",") if n]
+    unknown = sorted(set(names) - set(cases))
     if unknown:
-        ap.error(f"--only: unknown {unknown}; choose from {', '.join(todo)}")
+        ap.error(f"--classes: no builder for {unknown}")
     for name in names:
-        build, extra = todo[name]
-        measure(name, build, extra, pairs=args.pairs, steps=args.steps, start=args.start_step)
+        measure(name, cases[name](), pairs=args.pairs, steps=args.steps, start=args.start_step)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,16 @@ def test_table_json_and_docs_agree(installed, capsys):
     text = DOCS.read_text(encoding="utf-8")
     current = BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END if BEGIN in text else ""
     assert current == as_markdown(rows), "docs/pipelines.md is stale: python -m negdelay.pipelines --write-docs docs/pipelines.md"
+
+
+def test_cli_pipelines_json_offline(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "negdelay", "pipelines", "--json"], capture_output=True, text=True,
+                         env=env, timeout=300, check=True).stdout
+    rows = json.loads(out)
+    assert {"class", "entry", "status"} <= set(rows[0])
+    assert sum(r["status"] == "served" for r in rows) == len(set(REGISTRY) & {r["class"] for r in rows})

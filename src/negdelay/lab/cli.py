@@ -260,6 +260,16 @@ def study(
                    + (f", {res.plot.name})" if res.plot else ")"))
 
 
+@app.command("pipelines")
+def pipelines_command(
+    json_out: bool = typer.Option(False, "--json", help="a JSON list of objects: class, entry, mode, status, ..."),
+) -> None:
+    """Every installed diffusers pipeline that takes negative_prompt: served (entry point, mode) or why not."""
+    from ..pipelines.__main__ import main as table_main
+
+    table_main(["--json"] if json_out else [])
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point (``negdelay``, ``python -m negdelay``, ``accelerate launch -m negdelay``)."""
     app(args=sys.argv[1:] if argv is None else list(argv), prog_name="negdelay")
