@@ -18,13 +18,13 @@ from diffusers import (
     HunyuanDiTControlNetPipeline,
     HunyuanDiTPipeline,
 )
-from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from transformers import BertConfig, BertModel
 
 from contract_case import Case
 from negdelay.toy.tokenizer import make_tokenizer
 from tiny import WORDS
 from tiny_families import HIDDEN, t5
+from tiny_mean_vae import MeanVAE
 
 SIZE = 32
 CALL = dict(height=SIZE, width=SIZE, guidance_scale=5.0, use_resolution_binning=False, output_type="latent")
@@ -39,19 +39,6 @@ def bert(tokenizer, seed: int = 1) -> BertModel:
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=37, max_position_embeddings=80, pad_token_id=tokenizer.pad_token_id)
     return BertModel(config, add_pooling_layer=False).eval()
-
-
-class _MeanVAE(AutoencoderKL):
-    """The ControlNet pipeline samples the control latents from the global RNG (``latent_dist.sample()`` without the
-    call's generator), so two stock calls with one seed differ; this VAE's distribution has zero variance."""
-
-    def encode(self, x, return_dict=True):
-        out = super().encode(x, return_dict=return_dict)
-        dist = DiagonalGaussianDistribution(out[0].parameters, deterministic=True)
-        if not return_dict:
-            return (dist,)
-        out.latent_dist = dist
-        return out
 
 
 def _vae(cls=AutoencoderKL):
@@ -86,8 +73,9 @@ def hunyuandit() -> Case:
 
 
 def hunyuandit_controlnet() -> Case:
-    # the controlnet's one block feeds the skip of the transformer's last block: 4 transformer blocks
-    pipe = HunyuanDiTControlNetPipeline(**_parts(4, _MeanVAE), controlnet=_controlnet())
+    # the controlnet's one block feeds the skip of the transformer's last block: 4 transformer blocks; the control
+    # latents are sampled from the global RNG: a zero-variance VAE
+    pipe = HunyuanDiTControlNetPipeline(**_parts(4, MeanVAE), controlnet=_controlnet())
     pipe.set_progress_bar_config(disable=True)
     control = torch.linspace(-1, 1, 3 * SIZE * SIZE).reshape(1, 3, SIZE, SIZE)
     return Case(pipe, call={**CALL, "control_image": control, "controlnet_conditioning_scale": 0.7},

@@ -45,10 +45,7 @@ NOT_SERVED: dict[str, str] = {
     "ChronoEditPipeline": PENDING,
     # cogvideo
     # cogview3
-    "CogView3PlusPipeline": PENDING,
     # cogview4
-    "CogView4ControlPipeline": PENDING,
-    "CogView4Pipeline": PENDING,
     # consisid
     "ConsisIDPipeline": PENDING,
     # controlnet
