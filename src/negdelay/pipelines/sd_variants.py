@@ -9,7 +9,7 @@ import torch
 
 from .declaration import Declaration, register
 from .guidance import by_encode_argument
-from .negative_path import negative_path
+from .own_negative import negative_path
 
 _TOKENS = {"prompt_embeds": "encoder_hidden_states"}
 _SD = dict(family="Stable Diffusion", mode="batched", inputs=("encoder_hidden_states",), denoisers=("unet",),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .declaration import Declaration, register
 from .guidance import controlnet_rows
-from .negative_path import negative_path
+from .own_negative import negative_path
 
 _XL = dict(
     family="Stable Diffusion XL", mode="batched", inputs=("encoder_hidden_states", "added_cond_kwargs.text_embeds"),
