@@ -105,14 +105,28 @@ def text_keys(own_calls, neg_calls) -> list[str]:
     return keys
 
 
-def substituted(neg_calls, keys, k):
-    """``change`` for ``denoiser_calls``: unconditional calls of steps >= k get the negative run's text inputs."""
+def substituted(neg_calls, keys, k, stop=None):
+    """``change`` for ``denoiser_calls``: unconditional calls of steps >= k (and < stop) get the negative run's text
+    inputs."""
 
     def change(index, step, role, kwargs):
-        if role == 1 and step >= k:
+        if role == 1 and step >= k and (stop is None or step < stop):
             s, r, neg = neg_calls[index]
             assert (s, r) == (step, role), "the two runs' calls do not line up"
             for key in keys:
                 kwargs[key] = neg[key]
 
     return change
+
+
+def reference_output(case, k, stop=None):
+    """The reference for ``case`` and its negative from step ``k`` (to ``stop``): (stock output, negative output,
+    reference output)."""
+    with denoiser_calls(case.pipe, case.denoisers, timestep_key=case.timestep_key) as own:
+        stock = case.run()
+    with denoiser_calls(case.pipe, case.denoisers, timestep_key=case.timestep_key) as neg:
+        negative = case.run(negative_prompt=case.negative)
+    change = substituted(neg, text_keys(own, neg), k, stop)
+    with denoiser_calls(case.pipe, case.denoisers, change, timestep_key=case.timestep_key):
+        reference = case.run()
+    return stock, negative, reference

@@ -69,6 +69,18 @@ NOT_SERVED: dict[str, str] = {
         "DMD-distilled, meant to run without CFG; with CFG the stock pipeline is not reproducible from one call to "
         "the next (the DMD scheduler keeps state), so nothing can be proven"
     ),
+    "LTX2ModularPipeline": (
+        "not proven: LTX2Guidance (CFG + STG + modality passes, a video and an audio guider over shared forwards) is "
+        "wrapped, but no tiny LTX-2 (Gemma 3 encoder, connectors, audio VAE, vocoder) and reference are built yet"
+    ),
+    "LTX25ModularPipeline": "not proven: as LTX2ModularPipeline (plus its diffusion decoder); no tiny build yet",
+    "WanAnimate2ModularPipeline": (
+        "not proven: its guider inputs are ordinary pairs, but no tiny build of its driving-video, CLIP and per-segment "
+        "reference pass (KV-cache extract call) and a matching reference yet"
+    ),
+    "WanAnimate2DistilledModularPipeline": (
+        "distilled for few steps without CFG (guidance_scale 1); not proven with CFG (as WanAnimate2ModularPipeline)"
+    ),
     "QwenImage21ModularPipeline": (
         "its denoise loop derives the unconditional image mask from the negative's pad mask inside the loop and "
         "caches the unconditional branch's text keys/values from the first step: a switch mid-run cannot reach them"
