@@ -51,8 +51,6 @@ NOT_SERVED: dict[str, str] = {
     # controlnet
     # controlnet_hunyuandit
     # controlnet_sd3
-    "StableDiffusion3ControlNetInpaintingPipeline": PENDING,
-    "StableDiffusion3ControlNetPipeline": PENDING,
     # cosmos
     "Cosmos2TextToImagePipeline": PENDING,
     "Cosmos2VideoToWorldPipeline": PENDING,
@@ -133,9 +131,7 @@ NOT_SERVED: dict[str, str] = {
     # lucy
     "LucyEditPipeline": PENDING,
     # lumina
-    "LuminaPipeline": PENDING,
     # lumina2
-    "Lumina2Pipeline": PENDING,
     # mochi
     "MochiPipeline": PENDING,
     # motif_video
@@ -203,12 +199,6 @@ NOT_SERVED: dict[str, str] = {
     "StableDiffusionXLAdapterPipeline": "declared (sdxl_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
     # wan
     # z_image
-    "ZImageControlNetInpaintPipeline": PENDING,
-    "ZImageControlNetPipeline": PENDING,
-    "ZImageImg2ImgPipeline": PENDING,
-    "ZImageInpaintPipeline": PENDING,
-    "ZImageOmniPipeline": PENDING,
-    "ZImagePipeline": PENDING,
 }
 
 
