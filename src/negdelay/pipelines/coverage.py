@@ -34,7 +34,6 @@ NOT_SERVED: dict[str, str] = {
     "AudioLDM2Pipeline": PENDING,
     # aura_flow
     # bria
-    "BriaPipeline": PENDING,
     # bria_fibo
     "BriaFiboEditPipeline": PENDING,
     "BriaFiboPipeline": PENDING,
@@ -199,6 +198,7 @@ NOT_SERVED: dict[str, str] = {
     "StableDiffusionXLAdapterPipeline": "declared (sdxl_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
     # wan
     # z_image
+    "ZImageOmniPipeline": "captions are nested per row (text and condition-image segments, a list of lists): the list mode swaps flat rows only",
 }
 
 
