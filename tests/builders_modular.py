@@ -99,7 +99,8 @@ def modular(class_name: str, drop=(), **components):
         cls = type(class_name, (cls,), {**SHORTER[class_name], "__module__": __name__})
     pipe = cls(blocks=blocks)
     components.setdefault("guider", ClassifierFreeGuidance(guidance_scale=5.0))
-    pipe.update_components(**components)
+    # components only the dropped blocks use (the VAE of a text-to-image decode) are left out
+    pipe.update_components(**{k: v for k, v in components.items() if k in pipe._component_specs})
     return quiet(pipe)
 
 
