@@ -272,3 +272,12 @@ def test_modular_table_has_one_row_per_class():
         served = row["class"] in G.SERVED
         assert row["status"] == ("served" if served else "not served")
         assert (row["reason"] == "") == served and "\n" not in row["reason"]
+
+
+def test_docs_table_matches_modular_table():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "modular.md").read_text()
+    rows = dict(re.findall(r"^\| (\w+ModularPipeline) \| (served|not served) \|", text, flags=re.M))
+    assert rows == {r["class"]: r["status"] for r in G.modular_table()}

@@ -51,7 +51,7 @@ SERVED: tuple[str, ...] = (
 )
 _NO_GUIDER = "no guider component: its blocks run no classifier-free guidance through a guider"
 NOT_SERVED: dict[str, str] = {
-    "Cosmos3DistilledModularPipeline": _NO_GUIDER + " (distilled, no unconditional pass)",
+    "Cosmos3DistilledModularPipeline": _NO_GUIDER + " (distilled, no negative_prompt input)",
     "Cosmos3OmniModularPipeline": _NO_GUIDER + " (its denoise step combines cond/uncond itself; a hook, not a guider)",
     "EchoModularPipeline": _NO_GUIDER + " (no negative_prompt input)",
     "Flux2ModularPipeline": _NO_GUIDER + " (guidance-distilled FLUX.2, no negative_prompt input)",
