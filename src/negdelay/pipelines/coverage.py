@@ -139,7 +139,6 @@ NOT_SERVED: dict[str, str] = {
     # nucleusmoe_image
     "NucleusMoEImagePipeline": PENDING,
     # ovis_image
-    "OvisImagePipeline": PENDING,
     # pag
     "AnimateDiffPAGPipeline": PENDING,
     "HunyuanDiTPAGPipeline": PENDING,
