@@ -77,7 +77,7 @@ NOT_SERVED: dict[str, str] = {
     "HeliosPipeline": PENDING,
     "HeliosPyramidPipeline": PENDING,
     # hidream_image
-    "HiDreamImagePipeline": PENDING,
+    "HiDreamImagePipeline": "batched, but its Llama-3 text input is [layers, batch, tokens, dim] (batch on dim 1); the batched hook slices rows on dim 0: needs a per-input batch axis in the declaration",
     # hunyuan_image
     "HunyuanImagePipeline": PENDING,
     "HunyuanImageRefinerPipeline": PENDING,
