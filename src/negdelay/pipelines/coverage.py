@@ -123,7 +123,6 @@ NOT_SERVED: dict[str, str] = {
     "LongCatAudioDiTPipeline": PENDING,
     # longcat_image
     "LongCatImageEditPipeline": PENDING,
-    "LongCatImagePipeline": PENDING,
     # ltx
     "LTXI2VLongMultiPromptPipeline": PENDING,
     # ltx2
