@@ -42,6 +42,17 @@ def test_wrapper_is_the_guider_it_wraps():
     assert wrapped.negative_prompt == "blurry"
     other = wrapped.new(guidance_scale=4.0)
     assert isinstance(other, G.DelayedNegativeGuidance) and other.guidance_scale == 4.0 and other.config.stop == 0.9
+    with pytest.raises(TypeError, match="DelayedNegativeGuidance\\(guider"):
+        type(wrapped).from_config(wrapped.config)
+
+
+def test_a_copy_of_an_installed_wrapper_shares_the_pipeline(wan):
+    import copy
+
+    with G.apply(wan.pipe, "blurry", start_step=1) as handle:
+        clone = copy.deepcopy(wan.pipe.guider)
+        assert isinstance(clone, ClassifierFreeGuidance) and clone._negdelay.handle is handle
+        assert clone.guidance_scale == wan.pipe.guider.guidance_scale
 
 
 def test_wrapper_refuses_a_guider_without_unconditional_branch():

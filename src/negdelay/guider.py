@@ -119,8 +119,10 @@ class DelayedNegativeGuidance:
     """
 
     def __new__(cls, guider=None, negative_prompt=None, **schedule):
-        if guider is None:  # copy / pickle protocol: an empty instance whose state is set afterwards
-            return object.__new__(cls)
+        if guider is None:
+            if negative_prompt is not None or schedule:  # e.g. ConfigMixin.from_config on the subclass
+                raise TypeError("build it as DelayedNegativeGuidance(guider, negative_prompt, start_...=...)")
+            return object.__new__(cls)  # copy / pickle protocol: an empty instance whose state is set afterwards
         if isinstance(guider, DelayedNegativeGuidance):
             raise ValueError("this guider already delays a negative; wrap the original guider instead")
         if not is_cfg_like(guider):
@@ -133,11 +135,18 @@ class DelayedNegativeGuidance:
         delay = _Delay(negative_prompt, schedule)
         self = object.__new__(_delayed_class(type(guider)))
         self.__dict__.update(copy.deepcopy(guider.__dict__))
-        self.__dict__["_negdelay"] = SimpleNamespace(delay=delay, handle=None, base=type(guider))
+        self.__dict__["_negdelay"] = _Link(delay, type(guider))
         return self
 
     def __init__(self, *args, **kwargs):  # everything is set in __new__; the guider's own __init__ must not run
         pass
+
+    @classmethod
+    def from_config(cls, *args, **kwargs):
+        raise TypeError(
+            "build it as DelayedNegativeGuidance(guider, negative_prompt, start_...=...) around a guider made with "
+            "its own class's from_config"
+        )
 
     @property
     def negative_prompt(self):
@@ -168,6 +177,17 @@ class DelayedNegativeGuidance:
                 "negative. Install it with negdelay.guider.apply(pipe, negative_prompt, start_...=...)"
             )
         return handle
+
+
+class _Link:
+    """A wrapper's own state: its schedule, the guider class it wraps, the handle of the pipeline it serves. A copy
+    of the wrapper (``copy.deepcopy``) shares the handle: it must not copy the pipeline."""
+
+    def __init__(self, delay, base, handle=None):
+        self.delay, self.base, self.handle = delay, base, handle
+
+    def __deepcopy__(self, memo):
+        return _Link(self.delay, self.base, self.handle)
 
 
 class _Delay:
@@ -503,10 +523,10 @@ class _Call:
         """The denoise loop starts: the negative's values are final; index the real tensors they replace."""
         self.frozen = True
         for name, value in self.taint.items():
-            real = self.state.values.get(name, _MISSING)
-            if real is not _MISSING and real is not None and not isinstance(real, (str, int, float, bool)):
+            real = self.state.values.get(name)
+            if _holds_tensors(real):
                 self._by_id[id(real)] = (name, real, value)
-            elif real is None and isinstance(value, (torch.Tensor, list, tuple)):
+            elif real is None and _holds_tensors(value):
                 self._absent.append(name)
 
     # -- the guider's unconditional batch ----------------------------------------------------------------
@@ -556,6 +576,12 @@ class _Call:
                 if isinstance(real, torch.Tensor) and real.shape == value.shape and torch.equal(real.to(value), value):
                     return name, real, negative
         return None
+
+
+def _holds_tensors(value) -> bool:
+    return isinstance(value, torch.Tensor) or (
+        isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value)
+    )
 
 
 def _fresh(value):
