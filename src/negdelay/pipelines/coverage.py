@@ -110,8 +110,6 @@ NOT_SERVED: dict[str, str] = {
     # kandinsky6
     "Kandinsky6TI2VAPipeline": PENDING,
     # kolors
-    "KolorsImg2ImgPipeline": PENDING,
-    "KolorsPipeline": PENDING,
     # krea2
     "Krea2Pipeline": PENDING,
     # latte
@@ -122,7 +120,6 @@ NOT_SERVED: dict[str, str] = {
     # longcat_audio_dit
     "LongCatAudioDiTPipeline": PENDING,
     # longcat_image
-    "LongCatImageEditPipeline": PENDING,
     # ltx
     "LTXI2VLongMultiPromptPipeline": PENDING,
     # ltx2
