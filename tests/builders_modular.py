@@ -39,7 +39,7 @@ class ModularCase:
     timestep_key: str = "timestep"
     prompts: str | list = field(default_factory=lambda: list(PROMPTS))
     images: int = 2
-    output: str = "latents"
+    output: str | list = "latents"
     steps: int = 4
 
     @property
@@ -612,6 +612,37 @@ def flux3():
     return ModularCase(pipe, {"height": 16, "width": 16, "text_encoder_out_layers": (1, 2)}, prompts=PROMPTS[0])
 
 
+def _ltx2(class_name, guider_kwargs=None):
+    """The classic tiny LTX-2's parts (tests/builders/ltx2.py: Gemma 3, connectors, one-layer audio-video transformer),
+    a video and an audio ``LTX2Guidance``."""
+    from diffusers.guiders import LTX2Guidance
+
+    from builders import ltx2 as classic
+    from tiny_gemma import make_gemma_tokenizer, tiny_gemma3
+
+    tok = make_gemma_tokenizer(model_max_length=classic.TEXT_LEN)
+    audio_vae = classic._audio_vae()
+    # as the released defaults run: CFG, spatio-temporal guidance (perturbing the one block) and modality isolation on,
+    # so each step makes four transformer passes (cond, uncond, stg, modality), the unconditional one second
+    kw = {"stg_scale": 1.0, "modality_scale": 3.0, **(guider_kwargs or {})}
+    pipe = modular(class_name, text_encoder=tiny_gemma3(tok, layers=classic.TEXT_LAYERS), tokenizer=tok,
+                   connectors=classic._connectors(), transformer=classic._transformer(), vae=classic._vae(),
+                   audio_vae=audio_vae, vocoder=classic._vocoder(audio_vae), scheduler=_flow_match(),
+                   guider=LTX2Guidance(guidance_scale=3.0, spatio_temporal_guidance_blocks=[0], **kw),
+                   audio_guider=LTX2Guidance(guidance_scale=7.0, **kw))
+    call = {"height": classic.SIZE, "width": classic.SIZE, "num_frames": classic.FRAMES, "frame_rate": 25.0,
+            "max_sequence_length": classic.TEXT_LEN}
+    return ModularCase(pipe, call, images_arg="num_videos_per_prompt", output=["latents", "audio_latents"])
+
+
+def ltx2():
+    return _ltx2("LTX2ModularPipeline")
+
+
+def ltx25():
+    return _ltx2("LTX25ModularPipeline")
+
+
 # Built but refused by negdelay.guider.apply: the tests check the refusal.
 REFUSED = {
     "Flux2KleinBaseModularPipeline": flux2_klein_base,  # no negative_prompt input: its negative is always ""
@@ -638,4 +669,6 @@ CASES = {
     "QwenImageEditPlusModularPipeline": qwenimage_edit_plus,
     "QwenImageLayeredModularPipeline": qwenimage_layered,
     "Flux3ModularPipeline": flux3,
+    "LTX2ModularPipeline": ltx2,
+    "LTX25ModularPipeline": ltx25,
 }

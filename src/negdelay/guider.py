@@ -44,6 +44,7 @@ _MISSING = object()
 SERVED: tuple[str, ...] = (
     "AnimaModularPipeline", "ErnieImageModularPipeline", "Flux3ModularPipeline", "HeliosModularPipeline",
     "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline", "LTXModularPipeline",
+    "LTX2ModularPipeline", "LTX25ModularPipeline",
     "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline",
     "QwenImageModularPipeline", "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline",
     "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline", "Wan22VaceModularPipeline",
@@ -69,11 +70,6 @@ NOT_SERVED: dict[str, str] = {
         "DMD-distilled, meant to run without CFG; with CFG the stock pipeline is not reproducible from one call to "
         "the next (the DMD scheduler keeps state), so nothing can be proven"
     ),
-    "LTX2ModularPipeline": (
-        "not proven: LTX2Guidance (CFG + STG + modality passes, a video and an audio guider over shared forwards) is "
-        "wrapped, but no tiny LTX-2 (Gemma 3 encoder, connectors, audio VAE, vocoder) and reference are built yet"
-    ),
-    "LTX25ModularPipeline": "not proven: as LTX2ModularPipeline (plus its diffusion decoder); no tiny build yet",
     "WanAnimate2ModularPipeline": (
         "not proven: its guider inputs are ordinary pairs, but no tiny build of its driving-video, CLIP and per-segment "
         "reference pass (KV-cache extract call) and a matching reference yet"
