@@ -16,7 +16,7 @@ import torch
 
 #: components that never see the denoising loop's text inputs as a denoiser
 _NOT_DENOISERS = ("text_encoder", "tokenizer", "vae", "image_encoder", "safety_checker", "feature_extractor",
-                  "processor", "vocoder", "audio_vae", "image_processor", "connectors", "scheduler")
+                  "processor", "vocoder", "audio_vae", "image_processor", "connectors", "scheduler", "siglip")
 
 
 class _Bar:
@@ -110,9 +110,14 @@ def _equal(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
 
 
+def _structure(value):
+    return [tuple(v.shape) for v in value] if isinstance(value, list) else tuple(value.shape)
+
+
 def text_inputs(calls_a, calls_b) -> dict[tuple[str, int], dict[str, object]]:
-    """``{(model, slot): {input name: B's value}}`` for the inputs that are constant over the slot's calls in both
-    runs and differ between them. Each slot must be called at two steps at least (else constancy says nothing)."""
+    """``{(model, slot): {input name: (A's value, B's value)}}`` for the inputs that are constant over the slot's
+    calls in both runs (calls where the input has another structure -- CFG truncation drops the unconditional
+    entries -- do not count) and differ between them. Each slot must be called at two steps at least."""
     def by_slot(calls):
         slots = {}
         for step, model, slot, kw in calls:
@@ -128,10 +133,12 @@ def text_inputs(calls_a, calls_b) -> dict[tuple[str, int], dict[str, object]]:
         for name in first_a:
             if name not in first_b:
                 continue
-            constant = all(_equal(kw[name], first_a[name]) for kw in a[key]) and all(
-                _equal(kw[name], first_b[name]) for kw in b[key])
+            like_a = [kw[name] for kw in a[key] if _structure(kw[name]) == _structure(first_a[name])]
+            like_b = [kw[name] for kw in b[key] if _structure(kw[name]) == _structure(first_b[name])]
+            constant = len(like_a) >= 2 and all(_equal(v, first_a[name]) for v in like_a) and all(
+                _equal(v, first_b[name]) for v in like_b)
             if constant and not _equal(first_a[name], first_b[name]):
-                found.setdefault(key, {})[name] = first_b[name]
+                found.setdefault(key, {})[name] = (first_a[name], first_b[name])
     return found
 
 
@@ -152,7 +159,10 @@ def substituting(values, first_step: int, only=None, skip=()):
     def change(step, model, slot, kwargs):
         if step < first_step:
             return
-        for name, theirs in values.get((model, slot), {}).items():
+        for name, (mine, theirs) in values.get((model, slot), {}).items():
+            current = _get(kwargs, name)
+            if _structure(current) != _structure(mine):  # a call without the unconditional entries
+                continue
             if (only is None or name in only) and name not in skip and (model, name) not in skip:
-                _set(kwargs, name, _rows_replaced(_get(kwargs, name), theirs))
+                _set(kwargs, name, _rows_replaced(current, theirs))
     return change

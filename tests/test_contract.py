@@ -73,7 +73,10 @@ def reference(c, values, k, **kw):
 
 
 def grid(name):
-    c = case(name)
+    try:
+        c = case(name)
+    except Exception:  # noqa: BLE001 -- a builder that fails shows up as a failing test, not a broken collection
+        return [(1, 0)]
     ks = (1, 3) if c.full_grid else (1,)
     scheds = range(max(1, len(c.schedulers))) if c.full_grid else range(1)
     return [(k, s) for s in scheds for k in ks]

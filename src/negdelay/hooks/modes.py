@@ -6,6 +6,9 @@ from __future__ import annotations
 from diffusers.hooks import ModelHook
 from diffusers.hooks.hooks import BaseState, StateManager
 
+import inspect
+
+from ..pipelines.rows import count
 from .session import Session, get_input
 
 HOOK_NAME = "negdelay_delayed_negative"
@@ -39,12 +42,20 @@ class DelayedNegativeHook(ModelHook):
     def pre_forward(self, module, *args, **kwargs):
         session = self.session
         call = session.tracker.running(module)
+        args, kwargs = self._by_keyword(module, args, kwargs)
         it = session.iteration(call, self.denoiser)
         session.check_inputs(module, kwargs)
         found = self.unconditional(call, it, args, kwargs)
         if found is None:
             return args, kwargs
         return args, session.swap(call, self.denoiser, it, kwargs, *found)
+
+    def _by_keyword(self, module, args, kwargs):
+        """Positional arguments bound to their names where a text input came positionally (Z-Image's captions)."""
+        if not args or all(n.partition(".")[0] in kwargs for n in self.session.declaration.inputs):
+            return args, kwargs
+        names = [p for p in inspect.signature(type(module).forward).parameters if p != "self"]
+        return (), {**dict(zip(names, args)), **kwargs}
 
     @property
     def last_plan(self):
@@ -58,22 +69,24 @@ class BatchedHook(DelayedNegativeHook):
     differs from the first guided call's (a CFG cutoff dropped the unconditional rows) is left alone."""
 
     def unconditional(self, call, it, args, kwargs):
-        total = get_input(kwargs, self.session.declaration.inputs[0]).shape[0]
+        total = count(get_input(kwargs, self.session.declaration.inputs[0]))
         decided = call.guided.get(self.denoiser)
         if decided is None:
             decided = call.guided[self.denoiser] = self._decide(call, total)
         if decided is None or total != decided[0]:
             return None
-        _, count, uncond = decided
-        return total // count, (count, uncond)
+        _, blocks, uncond = decided
+        return total // blocks, (blocks, uncond)
+
+    layout = (2, (0,))  # [unconditional, conditional]
 
     def _decide(self, call, total):
         pipeline, declaration = self.session.pipeline, self.session.declaration
         guided = declaration.guided
         on = guided(pipeline, call, self.denoiser, total) if guided else bool(
             getattr(pipeline, "do_classifier_free_guidance", False))
-        count, uncond = declaration.layout(pipeline) if declaration.layout else (2, (0,))
-        return (total, count, uncond) if on and total % count == 0 else None
+        blocks, uncond = declaration.layout(pipeline) if declaration.layout else self.layout
+        return (total, blocks, uncond) if on and total % blocks == 0 else None
 
 
 class ContextHook(DelayedNegativeHook):
@@ -84,20 +97,27 @@ class ContextHook(DelayedNegativeHook):
         if context is None or context.name != self.session.declaration.context:
             self.session.no_unconditional(call, it)
             return None
-        return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], None
+        return count(get_input(kwargs, self.session.declaration.inputs[0])), None
 
 
 class OrderedHook(DelayedNegativeHook):
     """A separate unconditional call, the second denoiser call of each loop iteration."""
 
     def unconditional(self, call, it, args, kwargs):
-        last, count = call.in_step.get(self.denoiser, (None, 0))
-        count = count + 1 if last == it else 0
-        call.in_step[self.denoiser] = (it, count)
-        if count != 1:
+        last, calls = call.in_step.get(self.denoiser, (None, 0))
+        calls = calls + 1 if last == it else 0
+        call.in_step[self.denoiser] = (it, calls)
+        if calls != 1:
             self.session.no_unconditional(call, it)
             return None
-        return get_input(kwargs, self.session.declaration.inputs[0]).shape[0], None
+        return count(get_input(kwargs, self.session.declaration.inputs[0])), None
 
 
-HOOKS = {"batched": BatchedHook, "context": ContextHook, "ordered": OrderedHook}
+class ListHook(BatchedHook):
+    """A list-of-tensors batch ``[conditional..., unconditional...]`` (Z-Image): the second half is unconditional;
+    steps that drop it (CFG truncation) have half the entries and are left alone."""
+
+    layout = (2, (1,))
+
+
+HOOKS = {"batched": BatchedHook, "context": ContextHook, "ordered": OrderedHook, "list": ListHook}

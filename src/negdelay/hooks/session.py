@@ -12,7 +12,7 @@ import torch
 
 from .. import schedule as sch
 from ..families.base import run_facts
-from ..pipelines.rows import concat_rows
+from ..pipelines.rows import cat, concat_rows
 from .calls import CallState, CallTracker
 
 _MISSING = object()
@@ -137,8 +137,8 @@ class Session:
                 call.built[(denoiser, keys)] = built
         if blocks is not None:  # the other blocks (conditional, perturbed, ...) as the pipeline passes them
             count, uncond = blocks
-            built = {n: torch.cat([t if b in uncond else get_input(kwargs, n)[b * n_rows : (b + 1) * n_rows]
-                                   for b in range(count)]) for n, t in built.items()}
+            built = {n: cat([t if b in uncond else get_input(kwargs, n)[b * n_rows : (b + 1) * n_rows]
+                             for b in range(count)]) for n, t in built.items()}
         out = dict(kwargs)
         for name, tensor in built.items():
             put_input(out, name, tensor)

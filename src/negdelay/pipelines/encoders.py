@@ -38,7 +38,12 @@ def positive_args(call, texts: list[tuple[str, ...]], text_args: Sequence[str]) 
 
 
 def _like(tensor, current):
+    """``tensor`` on ``current``'s device and dtype (lists of row tensors: each like the first current row)."""
     if tensor is None or current is None:
+        return tensor
+    if isinstance(tensor, list):
+        return [_like(t, current[0] if isinstance(current, list) and current else current) for t in tensor]
+    if isinstance(current, list):
         return tensor
     return tensor.to(device=current.device, dtype=current.dtype)
 

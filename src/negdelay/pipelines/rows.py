@@ -6,10 +6,21 @@ from __future__ import annotations
 import torch
 
 
+def cat(parts: list):
+    """Rows joined: tensors along dim 0; list-of-tensors batches (Z-Image's captions) as one list."""
+    if isinstance(parts[0], list):
+        return [row for part in parts for row in part]
+    return torch.cat(parts)
+
+
+def count(rows) -> int:
+    return len(rows) if isinstance(rows, list) else rows.shape[0]
+
+
 def concat_rows(own: dict, negative: dict, keys) -> dict:
     """Row ``r`` from the pipeline's own unconditional pass (key None) or from the negative's row ``key``."""
     return {
-        name: torch.cat([own[name][r : r + 1] if k is None else negative[name][k : k + 1] for r, k in enumerate(keys)])
+        name: cat([own[name][r : r + 1] if k is None else negative[name][k : k + 1] for r, k in enumerate(keys)])
         for name in own
     }
 
