@@ -21,12 +21,10 @@ NOT_SERVED: dict[str, str] = {
     # allegro
     "AllegroPipeline": PENDING,
     # animatediff
-    "AnimateDiffControlNetPipeline": PENDING,
-    "AnimateDiffPipeline": PENDING,
-    "AnimateDiffSDXLPipeline": PENDING,
-    "AnimateDiffSparseControlNetPipeline": PENDING,
-    "AnimateDiffVideoToVideoControlNetPipeline": PENDING,
-    "AnimateDiffVideoToVideoPipeline": PENDING,
+    "AnimateDiffControlNetPipeline": "batched ControlNet rows: in guess mode the ControlNet gets only the conditional rows, and per-frame row counts do not tell the mode (needs the call's frame count)",
+    "AnimateDiffSDXLPipeline": "its UNet call mixes per-frame token rows with per-video pooled and time-id rows (needs per-input row multiplicity)",
+    "AnimateDiffSparseControlNetPipeline": "batched ControlNet rows: in guess mode the ControlNet gets only the conditional rows, and per-frame row counts do not tell the mode (needs the call's frame count)",
+    "AnimateDiffVideoToVideoControlNetPipeline": "batched ControlNet rows: in guess mode the ControlNet gets only the conditional rows, and per-frame row counts do not tell the mode (needs the call's frame count)",
     # anyflow
     "AnyFlowFARPipeline": PENDING,
     "AnyFlowPipeline": PENDING,
