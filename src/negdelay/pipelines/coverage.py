@@ -119,7 +119,7 @@ NOT_SERVED: dict[str, str] = {
     "LongCatAudioDiTPipeline": PENDING,
     # longcat_image
     # ltx
-    "LTXI2VLongMultiPromptPipeline": PENDING,
+    "LTXI2VLongMultiPromptPipeline": "one text per temporal window, each window restarts the schedule and re-encodes the negative against a batch of one: no single delayed negative maps onto it yet",
     # ltx2
     # lucy
     "LucyEditPipeline": PENDING,
@@ -152,11 +152,10 @@ NOT_SERVED: dict[str, str] = {
     "StableDiffusionXLPAGInpaintPipeline": PENDING,
     "StableDiffusionXLPAGPipeline": PENDING,
     # prx
-    "PRXPipeline": PENDING,
     "PRXPixelPipeline": PENDING,
     # qwenimage
     # qwenimage21
-    "QwenImage21Pipeline": PENDING,
+    "QwenImage21Pipeline": "its KV cache (on by default) prefills the negative text at step 0 only: a switch needs a re-prefill (kv_cache_mode=\"extract\") at the switch step, not built yet",
     # sana
     # sana_video
     "SanaImageToVideoPipeline": PENDING,
