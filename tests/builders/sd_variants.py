@@ -20,7 +20,9 @@ from diffusers import (
     StableDiffusionLatentUpscalePipeline,
     StableDiffusionUpscalePipeline,
     StableDiffusionXLInstructPix2PixPipeline,
+    PriorTransformer,
     StableUnCLIPImg2ImgPipeline,
+    StableUnCLIPPipeline,
     T2IAdapter,
     UNet2DConditionModel,
 )
@@ -31,7 +33,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from contract_case import Case
 from negdelay.toy.tokenizer import make_tokenizer
 from tiny import WORDS, tiny_text_encoder
-from tiny_families import tiny_sdxl
+from tiny_families import clip, tiny_sdxl
 
 IMAGE = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
 SMALL = dict(height=16, width=16, output_type="latent")
@@ -124,6 +126,22 @@ def unclip_img2img():
     return Case(_quiet(pipe), call=dict(image_embeds=embeds, **SMALL), schedulers=(_same, _euler), full_grid=False)
 
 
+def unclip():
+    prior_tokenizer = make_tokenizer(WORDS, model_max_length=12)
+    torch.manual_seed(0)
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=12, embedding_dim=32, num_layers=1,
+                             num_embeddings=12).eval()
+    pipe = StableUnCLIPPipeline(
+        prior_tokenizer=prior_tokenizer, prior_text_encoder=clip(prior_tokenizer, 5, projection=True), prior=prior,
+        prior_scheduler=DDPMScheduler(variance_type="fixed_small_log", prediction_type="sample", clip_sample=True,
+                                      clip_sample_range=5.0, beta_schedule="squaredcos_cap_v2"),
+        image_normalizer=StableUnCLIPImageNormalizer(embedding_dim=32),
+        image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"), vae=_vae(), scheduler=_ddim(),
+        unet=_unet(class_embed_type="projection", projection_class_embeddings_input_dim=64), **_text())
+    return Case(_quiet(pipe), call=dict(prior_num_inference_steps=2, **SMALL), schedulers=(_same, _euler),
+                full_grid=False)
+
+
 def adapter():
     torch.manual_seed(0)
     net = T2IAdapter(in_channels=3, channels=[8, 16], num_res_blocks=1, downscale_factor=2,
@@ -163,6 +181,7 @@ CASES = {
 
 #: cases of the classes in negdelay.pipelines.sd_variants.AWAITING_REFERENCE (not served yet)
 AWAITING_REFERENCE = {
+    "StableUnCLIPPipeline": unclip,
     "StableUnCLIPImg2ImgPipeline": unclip_img2img,
     "StableDiffusionAdapterPipeline": adapter,
 }

@@ -183,7 +183,7 @@ NOT_SERVED: dict[str, str] = {
     "OnnxStableDiffusionUpscalePipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "StableDiffusionOnnxPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "StableUnCLIPImg2ImgPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: its loop iterates over progress_bar(timesteps)",
-    "StableUnCLIPPipeline": PENDING,
+    "StableUnCLIPPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: iterable progress_bar, a prior loop before the UNet loop, prior_text_encoder called once",
     # stable_diffusion_xl
     # t2i_adapter
     "StableDiffusionAdapterPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
