@@ -14,7 +14,8 @@ from .guidance import by_property
 from .own_negative import negative_path
 
 
-def _guided(pipeline, call, denoiser, rows) -> bool:
+def refuse_free_noise(pipeline, call, denoiser, rows) -> bool:
+    """``do_classifier_free_guidance``; FreeNoise is refused with a clear error."""
     if getattr(pipeline, "free_noise_enabled", False):
         raise NotImplementedError(
             f"negdelay.apply: {type(pipeline).__name__} runs FreeNoise (enable_free_noise), which interpolates "
@@ -27,5 +28,5 @@ def _guided(pipeline, call, denoiser, rows) -> bool:
 register(Declaration(
     family="AnimateDiff", mode="batched", inputs=("encoder_hidden_states",), denoisers=("unet",),
     encode=negative_path({"encoder_hidden_states": 1}, {"prompt_embeds": "encoder_hidden_states"}),
-    guided=_guided, note="one text row per frame; FreeNoise refused",
+    guided=refuse_free_noise, note="one text row per frame; FreeNoise refused",
 ), "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline")

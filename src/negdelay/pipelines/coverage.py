@@ -109,7 +109,6 @@ NOT_SERVED: dict[str, str] = {
     "Kandinsky6TI2VAPipeline": PENDING,
     # kolors
     # krea2
-    "Krea2Pipeline": PENDING,
     # latte
     "LattePipeline": PENDING,
     # ledits_pp
@@ -134,23 +133,9 @@ NOT_SERVED: dict[str, str] = {
     "NucleusMoEImagePipeline": PENDING,
     # ovis_image
     # pag
-    "AnimateDiffPAGPipeline": PENDING,
     "HunyuanDiTPAGPipeline": PENDING,
-    "KolorsPAGPipeline": PENDING,
     "PixArtSigmaPAGPipeline": PENDING,
     "SanaPAGPipeline": PENDING,
-    "StableDiffusion3PAGImg2ImgPipeline": PENDING,
-    "StableDiffusion3PAGPipeline": PENDING,
-    "StableDiffusionControlNetPAGInpaintPipeline": PENDING,
-    "StableDiffusionControlNetPAGPipeline": PENDING,
-    "StableDiffusionPAGImg2ImgPipeline": PENDING,
-    "StableDiffusionPAGInpaintPipeline": PENDING,
-    "StableDiffusionPAGPipeline": PENDING,
-    "StableDiffusionXLControlNetPAGImg2ImgPipeline": PENDING,
-    "StableDiffusionXLControlNetPAGPipeline": PENDING,
-    "StableDiffusionXLPAGImg2ImgPipeline": PENDING,
-    "StableDiffusionXLPAGInpaintPipeline": PENDING,
-    "StableDiffusionXLPAGPipeline": PENDING,
     # prx
     "PRXPixelPipeline": PENDING,
     # qwenimage
