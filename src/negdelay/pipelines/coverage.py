@@ -70,7 +70,7 @@ NOT_SERVED: dict[str, str] = {
     "EasyAnimateInpaintPipeline": PENDING,
     "EasyAnimatePipeline": PENDING,
     # ernie_image
-    "ErnieImagePipeline": PENDING,
+    "ErnieImagePipeline": "batched text of per-row length (text_bth zero-padded to the longest row of the whole call, with text_lens): a negative longer than every prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed",
     # helios
     "HeliosPipeline": PENDING,
     "HeliosPyramidPipeline": PENDING,
