@@ -151,3 +151,19 @@ def test_errors():
         warnings.simplefilter("error")
         stock = run(pipe)
     assert np.array_equal(run(pipe), stock)
+
+
+def test_negative_encoded_once_while_nothing_it_depends_on_changes():
+    """The hook reuses the last call's encoding when the call's encode_prompt arguments, the encoders' content and
+    the tokenizers are unchanged (one text-encoder pass less per call); a change of max_sequence_length encodes anew."""
+    pipe = tiny_flux()
+    calls = []
+    forward = pipe.text_encoder_2.forward
+    pipe.text_encoder_2.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
+    with negdelay.apply(pipe, NEGS, start_step=2):
+        counts = []
+        for kw in ({}, {}, {"max_sequence_length": 6}):
+            calls.clear()
+            run(pipe, **kw)
+            counts.append(len(calls))
+    assert counts == [3, 2, 3]  # prompt, own negative (+ the delayed negative when encoded)

@@ -12,7 +12,7 @@ import torch
 
 from .. import schedule as sch
 from ..families.base import run_facts
-from ..pipelines.rows import cat, concat_rows
+from ..pipelines.rows import cat, concat_rows, count
 from .calls import CallState, CallTracker
 
 _MISSING = object()
@@ -45,6 +45,9 @@ class Session:
         self.tracker = tracker
         self.merge = declaration.merge or concat_rows
         self.last_plan: list[tuple] | None = None
+        # before="no_cfg" somewhere: unconditional passes take the conditional pass's text (kept per step)
+        self.no_cfg = any(k is sch.CONDITIONAL for seg in rows for _, k in seg)
+        self._cache: tuple | None = None  # (key, encoded negative) of the last call whose key was known
 
     # -- where the loop is ------------------------------------------------------------------------------------
 
@@ -103,18 +106,97 @@ class Session:
     def _plan(self, call: CallState, n_rows: int) -> list[tuple]:
         if call.plan is None:
             rows = sch.expand(self.rows, n_rows, "negative_prompt / start_* / stop_* lists")
-            need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
-            call.plan = sch.plan(rows, run_facts(self.pipeline, need_sigmas, begin=call.base_index))
+            need_sigmas, need_axis = sch.needs(sch.row_points(rows))
+            call.plan = sch.plan(rows, run_facts(self.pipeline, need_sigmas, begin=call.base_index, need_axis=need_axis))
             self.last_plan = call.plan
         return call.plan
 
     def _negative(self, call: CallState, current: dict) -> dict:
-        """The negative's rows, encoded once per pipeline call (LoRA, textual inversion or fused weights can change
-        the text encoders in place between calls), as the stock pipeline encodes its ``negative_prompt``."""
+        """The negative's rows as the stock pipeline encodes its ``negative_prompt``: once per pipeline call, or
+        reused from the last call when nothing it depends on changed (``_encoding_key``)."""
         if call.negative is None:
+            key = self._encoding_key(call, current)
+            if key is not None and self._cache is not None and self._cache[0] == key:
+                call.negative = self._cache[1]
+                return call.negative
             with torch.no_grad(), self.tracker.quietly():
                 call.negative = self.declaration.encode(self.pipeline, self.texts, current, call)
+            self._cache = None if key is None else (key, call.negative)
         return call.negative
+
+    def _encoding_key(self, call: CallState, current: dict):
+        """What the negative's encoding depends on, when every argument of the call's ``encode_prompt`` is a plain
+        value: those arguments, the text encoders (identity, a content fingerprint of their parameters and PEFT
+        state: in-place LoRA fusing or loaded weights are seen), the tokenizers' sizes (textual inversion), the
+        inputs' shapes and dtypes. None (encode anew) where an argument is a tensor, an image or another object."""
+        from ..callback import _fingerprint
+
+        plain = (str, int, float, bool, type(None), torch.device, torch.dtype)
+        args = {k: v for k, v in call.encode_args.items() if not k.startswith("negative_") and "embeds" not in k
+                and "mask" not in k and k not in ("prompt", "prompt_2", "prompt_3")}
+        if not all(isinstance(v, plain) or (isinstance(v, (list, tuple)) and all(isinstance(x, plain) for x in v))
+                   for v in args.values()):
+            return None
+        parts = {name: getattr(self.pipeline, name, None) for name in dir(self.pipeline)
+                 if name.startswith(("text_encoder", "tokenizer", "connectors"))}
+        encoders = [m for m in parts.values() if isinstance(m, torch.nn.Module)]
+        tokenizers = [len(t) for n, t in sorted(parts.items()) if n.startswith("tokenizer") and hasattr(t, "get_vocab")]
+        shapes = tuple((n, tuple(t.shape), str(t.dtype), str(t.device)) if isinstance(t, torch.Tensor) else (n, len(t))
+                       for n, t in current.items() if t is not None)
+        return (repr(sorted(args.items(), key=lambda kv: kv[0])), tuple(id(e) for e in encoders),
+                tuple(_fingerprint(e) for e in encoders), tuple(tokenizers), shapes, torch.is_grad_enabled())
+
+    # -- before="no_cfg": the conditional pass's text -----------------------------------------------------------
+
+    def seen_conditional(self, call: CallState, denoiser: str, it: int, kwargs: dict) -> None:
+        """A separate conditional pass (context and ordered modes): keep its text inputs (references, no copies) for
+        the unconditional pass of the same step, which takes them when that step runs without CFG."""
+        if self.no_cfg:
+            call.conditional[denoiser] = (it, {n: get_input(kwargs, n) for n in self.declaration.inputs})
+
+    def _conditional(self, call: CallState, denoiser: str, it: int, current: dict, n_rows: int, blocks) -> dict:
+        """The conditional pass's text inputs for the rows of this unconditional pass: the conditional block of this
+        call (batched: the first block that is not unconditional), or the conditional call of this step."""
+        if blocks is not None:
+            count, uncond = blocks
+            b = next(b for b in range(count) if b not in uncond)
+            return {n: None if t is None else t[b * n_rows : (b + 1) * n_rows] for n, t in current.items()}
+        seen = call.conditional.get(denoiser)
+        name = type(self.pipeline).__name__
+        if seen is None or seen[0] != it:
+            raise ValueError(
+                f"negdelay.apply(before='no_cfg'): {name}'s unconditional pass of loop iteration {it} came before its "
+                "conditional pass, so it cannot be given the conditional pass's text; use before='unconditional'"
+            )
+        inputs = seen[1]
+        first = inputs[self.declaration.inputs[0]]
+        if first is None or count(first) != n_rows:
+            raise ValueError(
+                f"negdelay.apply(before='no_cfg'): {name}'s conditional pass has "
+                f"{'no' if first is None else count(first)} rows of {self.declaration.inputs[0]}, its unconditional "
+                f"pass {n_rows}; use before='unconditional'"
+            )
+        return inputs
+
+    def _build(self, call: CallState, own: dict, conditional: dict | None, keys) -> dict:
+        """The unconditional inputs: per row the pipeline's own (key None), the conditional pass's (``CONDITIONAL``)
+        or the negative's (an index). A call whose rows all run without CFG takes the conditional inputs as they
+        are, so its unconditional pass is the conditional pass bit for bit."""
+        if conditional is not None and all(k is sch.CONDITIONAL for k in keys):
+            return dict(conditional)
+        merged = own
+        if conditional is not None:
+            if any(t is None and own[n] is not None for n, t in conditional.items()):
+                raise ValueError(
+                    f"negdelay.apply(before='no_cfg'): {type(self.pipeline).__name__} passes its conditional text "
+                    "without some inputs its unconditional pass has, so rows with and without CFG cannot share a "
+                    "step; give every row the same start"
+                )
+            merged = self.merge(own, conditional, [r if k is sch.CONDITIONAL else None for r, k in enumerate(keys)])
+            keys = tuple(None if k is sch.CONDITIONAL else k for k in keys)
+        if all(k is None for k in keys):
+            return merged
+        return self.merge(merged, self._negative(call, own), keys)
 
     def swap(self, call: CallState, denoiser: str, it: int, kwargs: dict, n_rows: int, blocks=None) -> dict:
         """``kwargs`` with the unconditional rows replaced as the plan says for iteration ``it``: all ``n_rows``
@@ -125,14 +207,18 @@ class Session:
         keys = plan[min(it, len(plan) - 1)]
         if all(k is None for k in keys):
             return kwargs
-        # rows that keep the pipeline's own text may be replaced mid-call by a step-end callback: merged every call
-        mixed = any(k is None for k in keys)
+        # rows that keep the pipeline's own text may be replaced mid-call by a step-end callback, and the conditional
+        # text is the pipeline's too: merged every call
+        mixed = any(k in sch.OWN for k in keys)
         built = None if mixed else call.built.get((denoiser, keys))
         if built is None:
             first = 0 if blocks is None else blocks[1][0] * n_rows
             current = {n: get_input(kwargs, n) for n in self.declaration.inputs}
             own = {n: None if t is None else t[first : first + n_rows] for n, t in current.items()}
-            built = self.merge(own, self._negative(call, own), keys)
+            conditional = None
+            if any(k is sch.CONDITIONAL for k in keys):
+                conditional = self._conditional(call, denoiser, it, current, n_rows, blocks)
+            built = self._build(call, own, conditional, keys)
             if not mixed:
                 call.built[(denoiser, keys)] = built
         if blocks is not None:  # the other blocks (conditional, perturbed, ...) as the pipeline passes them
