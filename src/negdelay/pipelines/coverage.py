@@ -64,7 +64,7 @@ NOT_SERVED: dict[str, str] = {
     "IFPipeline": PENDING,
     "IFSuperResolutionPipeline": PENDING,
     # dreamlite
-    "DreamLitePipeline": PENDING,
+    "DreamLitePipeline": "batched, the negative and the prompt encoded in ONE encode_prompt call and padded (text_pad_embedding, mask) to the longer of the two: a negative longer than the prompt widens the conditional row too, and the batched hook keeps the other blocks as passed",
     # easyanimate
     "EasyAnimateControlPipeline": PENDING,
     "EasyAnimateInpaintPipeline": PENDING,
@@ -130,7 +130,6 @@ NOT_SERVED: dict[str, str] = {
     "MotifVideoImage2VideoPipeline": PENDING,
     "MotifVideoPipeline": PENDING,
     # nucleusmoe_image
-    "NucleusMoEImagePipeline": PENDING,
     # ovis_image
     # pag
     "HunyuanDiTPAGPipeline": PENDING,
