@@ -1,5 +1,6 @@
-"""Tiny PAG pipelines on the components of the SD, SDXL, SD3, Kolors and AnimateDiff builders. PAG is applied to
-the UNets' mid block (the default) and to the tiny SD3 transformer's only block; ``pag_scale=2`` with CFG gives
+"""Tiny PAG pipelines on the components of the SD, SDXL, SD3, Kolors, AnimateDiff, PixArt, Sana and HunyuanDiT
+builders. PAG is applied where the pipelines apply it by default (the UNets' mid block, the transformers' first or
+second block) except SD3 (its tiny transformer has one block: ``blocks.0``); ``pag_scale=2`` with CFG gives
 three blocks of rows per call. ``no_cfg`` (``guidance_scale=1``) keeps PAG on: two conditional blocks and no
 unconditional rows."""
 
@@ -27,14 +28,18 @@ from diffusers import (
     StableDiffusionXLPAGInpaintPipeline,
     StableDiffusionXLPAGPipeline,
 )
+from diffusers import HunyuanDiTPAGPipeline, PixArtSigmaPAGPipeline, SanaPAGPipeline
 from diffusers.pipelines.pag.pipeline_pag_kolors import KolorsPAGPipeline  # a placeholder without sentencepiece
 
+from builders import hunyuandit as hunyuandit_builder
+from builders import pixart as pixart_builder
+from builders import sana as sana_builder
 from builders.animatediff import FRAMES, _components as animatediff_components
 from builders.kolors import _unet as kolors_unet
 from contract_case import Case
 from tiny import tiny_sd
 from tiny_chatglm import TinyChatGLMTokenizer, tiny_chatglm
-from tiny_families import _vae, tiny_sd3, tiny_sdxl
+from tiny_families import _vae, tiny_pixart, tiny_sd3, tiny_sdxl
 
 IMAGE = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
 MASK = (torch.arange(16 * 16).reshape(1, 1, 16, 16) % 16 >= 8).float()
@@ -114,6 +119,29 @@ def animatediff():
     return case
 
 
+def _others(pipe, call, schedulers):
+    """A PAG pipeline of another family's builder: its call without our sizes."""
+    pipe.set_progress_bar_config(disable=True)
+    return Case(pipe, call={**call, "pag_scale": 2.0}, schedulers=schedulers, full_grid=False)
+
+
+def pixart():
+    parts = {k: v for k, v in tiny_pixart(None).components.items()}
+    return _others(PixArtSigmaPAGPipeline(**parts), pixart_builder.CALL, (_same,))
+
+
+def sana():
+    return _others(SanaPAGPipeline(**sana_builder._parts()), sana_builder.CALL, sana_builder.SCHEDULERS)
+
+
+def hunyuandit():
+    case = _others(HunyuanDiTPAGPipeline(**hunyuandit_builder._parts(2)), hunyuandit_builder.CALL,
+                   hunyuandit_builder.SCHEDULERS)
+    # the stock pipeline fails with PAG alone (its size/style rows are not doubled): no CFG, no PAG
+    case.no_cfg = {"guidance_scale": 1.0, "pag_scale": 0.0}
+    return case
+
+
 CASES = {
     "StableDiffusionPAGPipeline": sd(StableDiffusionPAGPipeline, full=True),
     "StableDiffusionPAGImg2ImgPipeline": sd(StableDiffusionPAGImg2ImgPipeline, **IMG2IMG),
@@ -132,4 +160,7 @@ CASES = {
     "StableDiffusion3PAGImg2ImgPipeline": sd3(StableDiffusion3PAGImg2ImgPipeline, **IMG2IMG),
     "KolorsPAGPipeline": kolors,
     "AnimateDiffPAGPipeline": animatediff,
+    "PixArtSigmaPAGPipeline": pixart,
+    "SanaPAGPipeline": sana,
+    "HunyuanDiTPAGPipeline": hunyuandit,
 }

@@ -132,9 +132,6 @@ NOT_SERVED: dict[str, str] = {
     # nucleusmoe_image
     # ovis_image
     # pag
-    "HunyuanDiTPAGPipeline": PENDING,
-    "PixArtSigmaPAGPipeline": PENDING,
-    "SanaPAGPipeline": PENDING,
     # prx
     "PRXPixelPipeline": PENDING,
     # qwenimage
@@ -153,7 +150,6 @@ NOT_SERVED: dict[str, str] = {
     "SkyReelsV2ImageToVideoPipeline": PENDING,
     "SkyReelsV2Pipeline": PENDING,
     # stable_audio
-    "StableAudioPipeline": PENDING,
     # stable_audio_3
     "StableAudio3Pipeline": PENDING,
     # stable_cascade

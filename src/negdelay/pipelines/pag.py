@@ -1,14 +1,18 @@
 """Perturbed-attention guidance (PAG) variants of SD 1.x, SDXL, SD3, Kolors and AnimateDiff (and their ControlNet,
-img2img and inpaint forms). Batched: with CFG and PAG one denoiser call holds ``[unconditional, conditional,
+img2img and inpaint forms), PixArt-Sigma, Sana and HunyuanDiT (their families' encoders). Batched: with CFG and PAG one denoiser call holds ``[unconditional, conditional,
 perturbed]`` blocks (the perturbed block is a conditional copy: kept); CFG alone ``[unconditional, conditional]``;
 PAG alone has no unconditional rows (not guided). A ControlNet gets every block (guess mode only zeroes its
-unconditional residuals). The negative goes through each pipeline's own negative path."""
+unconditional residuals). The SD-descended ones encode the negative through their own negative path."""
 
 from __future__ import annotations
 
 from .animatediff import refuse_free_noise
 from .declaration import Declaration, register
+from .encoders import prompt_encoder
+from .guidance import by_encode_argument
+from .hunyuandit import STREAMS, encode_streams
 from .own_negative import negative_path
+from .sana import MASK, TOKENS, encode_without_instruction
 
 
 def pag_layout(pipeline):
@@ -47,3 +51,11 @@ register(Declaration(
                          {**_TOKENS, "pooled_prompt_embeds": "pooled_projections"},
                          negatives=("negative_prompt", "negative_prompt_2", "negative_prompt_3")),
 ), "StableDiffusion3PAGPipeline", "StableDiffusion3PAGImg2ImgPipeline")
+
+register(Declaration(**_PAG, family="PixArt", inputs=("encoder_hidden_states", "encoder_attention_mask"),
+                     encode=prompt_encoder({"encoder_hidden_states": 0, "encoder_attention_mask": 1}),
+                     guided=by_encode_argument), "PixArtSigmaPAGPipeline")
+register(Declaration(**_PAG, family="Sana", inputs=(TOKENS, MASK), encode=encode_without_instruction),
+         "SanaPAGPipeline")
+register(Declaration(**_PAG, family="HunyuanDiT", inputs=tuple(n for stream in STREAMS for n in stream),
+                     encode=encode_streams), "HunyuanDiTPAGPipeline")
