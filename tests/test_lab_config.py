@@ -120,3 +120,38 @@ def test_other_models_need_explicit_pairs():
         build("compare", model="some/model")
     with pytest.raises(ConfigError, match="prompt and negative"):
         build("sweep", model="some/model")
+
+
+def test_seed_ranges_are_bounded_and_counted_before_they_are_built():
+    """Issue 15: '--seeds 0-99999999999' was a MemoryError traceback. A range is counted before it is built."""
+    with pytest.raises(ValueError, match=rf"100000000000 seeds.*at most {C.MAX_SEEDS}"):
+        parse_seeds("0-99999999999")
+    with pytest.raises(ConfigError, match=r"seeds: .*at most"):
+        build("compare", seeds="0-99999999999")
+    with pytest.raises(ValueError, match="at most"):
+        parse_seeds(f"0-{C.MAX_SEEDS // 2},{C.MAX_SEEDS}-{2 * C.MAX_SEEDS}")  # the parts add up
+    assert len(parse_seeds(f"0-{C.MAX_SEEDS - 1}")) == C.MAX_SEEDS
+    assert parse_seeds(str(C.MAX_SEED)) == [C.MAX_SEED]
+    for too_big in (str(C.MAX_SEED + 1), [C.MAX_SEED + 1], f"{C.MAX_SEED}-{C.MAX_SEED + 1}"):
+        with pytest.raises(ValueError, match=rf"seed .*at most {C.MAX_SEED}"):
+            parse_seeds(too_big)
+    with pytest.raises(ValueError, match="at most"):
+        parse_seeds(list(range(C.MAX_SEEDS + 1)))
+    with pytest.raises(ValueError, match="step 99999999999 .*at most 1000"):
+        Starts.model_validate("step:1-99999999999")  # a start range is bounded by the longest run
+
+
+def test_default_schedules_fit_the_steps_of_the_run():
+    """Issue 15: with no schedules and --steps 4 the default 'step:6' failed, a schedule the user never wrote."""
+    assert [s.text() for s in build("compare").schedules] == ["step:3", "step:6"]  # 0.15 and 0.3 of 20 steps
+    assert [s.text() for s in build("compare", steps=4).schedules] == ["step:1"]
+    assert [s.text() for s in build("compare", steps=8).schedules] == ["step:1", "step:2"]
+    for steps in range(2, 60):
+        for model in ("toy", "some/model"):
+            pairs = None if model == "toy" else [{"prompt": "a", "negative": "b"}]
+            c = build("compare", model=model, pairs=pairs, steps=steps)
+            assert c.schedules and all(1 <= s.start.value < steps for s in c.schedules), (model, steps)
+    other = build("compare", model="some/model", pairs=[{"prompt": "a", "negative": "b"}], steps=50)
+    assert [s.text() for s in other.schedules] == ["step:10"]  # 0.2 of the run
+    given = build("compare", steps=4, schedules=["step:6"])  # a schedule the user wrote is kept as written
+    assert [s.text() for s in given.schedules] == ["step:6"]

@@ -59,30 +59,57 @@ class ConfigError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------- parsing helpers
+#: the most inference steps a run takes
+MAX_STEPS = 1000
+#: the most seeds one run takes (a range is counted before it is built: '0-99999999999' is an error, not a MemoryError)
+MAX_SEEDS = 100_000
+#: the largest seed: what ``torch.Generator.manual_seed`` takes (an unsigned 64-bit integer)
+MAX_SEED = 2**64 - 1
+
+
+def _too_many(count: int, what: str) -> ValueError:
+    return ValueError(f"seeds: {what} is {count} seeds; a run takes at most {MAX_SEEDS} (MAX_SEEDS)")
+
+
+def _check_seed(s: Any) -> int:
+    if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+        raise ValueError(f"seeds must be ints >= 0, got {s!r}")
+    if s > MAX_SEED:
+        raise ValueError(f"seed {s} is too large: a seed is at most {MAX_SEED} (2**64 - 1, what torch takes)")
+    return int(s)
+
+
+def _seed_ranges(text: str) -> list[tuple[int, int]]:
+    """``"0-3,8"`` -> ``[(0, 3), (8, 8)]``, each checked; the number of seeds is counted here, before any list of
+    them is built."""
+    ranges: list[tuple[int, int]] = []
+    for part in text.replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ValueError(f"seeds: cannot read {part!r}; write e.g. '0-7', '0,3,5' or '0-3,8'")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if b < a:
+            raise ValueError(f"seeds: range {part!r} runs backwards")
+        ranges.append((_check_seed(a), _check_seed(b)))
+    count = sum(b - a + 1 for a, b in ranges)
+    if count > MAX_SEEDS:
+        raise _too_many(count, repr(text))
+    return ranges
+
+
 def parse_seeds(value: Any) -> list[int]:
     """``[0, 1, 5]``, ``"0-7"`` (eight seeds), ``"0,3,5"``, ``"0-3,8"``; a single number is that one seed
-    (the same in YAML and on the command line)."""
+    (the same in YAML and on the command line). At most ``MAX_SEEDS`` seeds, each at most ``MAX_SEED``."""
     if isinstance(value, bool):
         raise ValueError("seeds: give a list of ints, or text like '0-7' / '0,3,5'")
     if isinstance(value, int):
         value = [value]
     if isinstance(value, str):
-        out: list[int] = []
-        for part in value.replace(" ", "").split(","):
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                raise ValueError(f"seeds: cannot read {part!r}; write e.g. '0-7', '0,3,5' or '0-3,8'")
-            a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-            if b < a:
-                raise ValueError(f"seeds: range {part!r} runs backwards")
-            out.extend(range(a, b + 1))
-        value = out
+        value = [s for a, b in _seed_ranges(value) for s in range(a, b + 1)]
     if isinstance(value, (list, tuple)):
-        seeds = []
-        for s in value:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise ValueError(f"seeds must be ints >= 0, got {s!r}")
-            seeds.append(int(s))
+        if len(value) > MAX_SEEDS:
+            raise _too_many(len(value), "the list")
+        seeds = [_check_seed(s) for s in value]
         if not seeds:
             raise ValueError("seeds must not be empty")
         if len(set(seeds)) != len(seeds):
@@ -179,7 +206,12 @@ class Starts(BaseModel):
             for part in rest.replace(" ", "").split(","):
                 r = re.fullmatch(r"(\d+)-(\d+)", part)
                 if r and kind == "step":
-                    values.extend(range(int(r.group(1)), int(r.group(2)) + 1))
+                    a, b = int(r.group(1)), int(r.group(2))
+                    if b > MAX_STEPS:  # checked before the range is built
+                        raise ValueError(f"starts {v!r}: step {b} is past the longest run (steps are at most {MAX_STEPS})")
+                    if b < a:
+                        raise ValueError(f"starts {v!r}: range {part!r} runs backwards")
+                    values.extend(range(a, b + 1))
                 else:
                     try:
                         values.append(int(part) if kind == "step" else float(part))
@@ -246,7 +278,7 @@ class Common(BaseModel):
     device: str = "cpu"
     dtype: DType = "float32"
     threads: int | None = Field(1, ge=1, description="torch CPU threads (None: leave torch's default)")
-    steps: int = Field(20, ge=2, le=1000)
+    steps: int = Field(20, ge=2, le=MAX_STEPS)
     guidance_scale: float = Field(7.5, gt=1.0)
     height: int | None = Field(None, ge=8, multiple_of=8)
     width: int | None = Field(None, ge=8, multiple_of=8)
@@ -256,6 +288,7 @@ class Common(BaseModel):
     clip_model: str | None = Field(None, description="a local CLIP folder (or hub id): adds CLIP similarity to prompt and negative")
     out: Path = Path("runs")
     progress: bool = True
+    wait_lock: bool = Field(False, description="another process works in `out`: wait for it instead of stopping")
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -288,7 +321,7 @@ class CompareConfig(Common):
                 raise ValueError("pairs: give at least one prompt/negative pair (built-in pairs exist only for model 'toy')")
             self.pairs = list(TOY_PAIRS)
         if not self.schedules:
-            self.schedules = [Schedule.parse(s) for s in TOY_SCHEDULES] if self.model == TOY else [Schedule.parse("fraction:0.2")]
+            self.schedules = default_schedules(self.steps, TOY_FRACTIONS if self.model == TOY else DEFAULT_FRACTIONS)
         if self.seeds_per_call is None:
             self.seeds_per_call = 4 if self.model == TOY else 1
         if len({s.text() for s in self.schedules}) != len(self.schedules):
@@ -345,14 +378,25 @@ TOY_PAIRS = (
     Pair(prompt="a blue square", negative="with a dot", name="blue-square"),
     Pair(prompt="a green triangle", negative="with a dot", name="green-triangle"),
 )
-TOY_SCHEDULES = ("step:3", "step:6")
+# Default schedules when none are given: these fractions of the run (docs/study.md: start around 15-20 % of the
+# run), as start steps, at least step 1 (a step-end callback cannot change step 0), without duplicates.
+TOY_FRACTIONS = (0.15, 0.3)  # steps 3 and 6 at 20 steps
+DEFAULT_FRACTIONS = (0.2,)
+
+
+def default_schedules(steps: int, fractions: tuple[float, ...]) -> list[Schedule]:
+    """The start steps ``max(1, int(f * steps))`` for each fraction ``f`` (fewer when two coincide): every one of
+    them falls inside a run of ``steps >= 2`` steps, so a default never fails for a step count the user chose."""
+    starts = dict.fromkeys(max(1, int(f * steps)) for f in fractions)
+    return [Schedule(start=Point("step", k)) for k in starts]
 
 COMMANDS = {"compare": CompareConfig, "sweep": SweepConfig, "generate": GenerateConfig}
 
 
 # ------------------------------------------------------------------------------------------------------- load + errors
 def format_errors(err: ValidationError, source: str = "settings", cls: type[BaseModel] | None = None) -> str:
-    lines = [f"invalid {source}:"]
+    """One line for one error (``invalid compare settings: steps: ...``), else a headed list, one field a line."""
+    lines = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
         msg = e["msg"]
@@ -360,8 +404,12 @@ def format_errors(err: ValidationError, source: str = "settings", cls: type[Base
             msg = "unknown key" + (f" (allowed: {', '.join(sorted(cls.model_fields))})" if cls and len(e["loc"]) == 1 else "")
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
+        if msg.startswith(f"{loc}: "):  # the message names its field already
+            msg = msg[len(loc) + 2:]
+        lines.append(f"{loc}: {msg}")
+    if len(lines) == 1:
+        return f"invalid {source}: {lines[0]}"
+    return "\n  ".join([f"invalid {source}:"] + lines)
 
 
 def read_yaml(path: Path) -> dict:
@@ -373,12 +421,25 @@ def read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {_yaml_error(e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(p)!r} must hold a mapping of settings, got {type(data).__name__}")
     return data
+
+
+def _yaml_error(e) -> str:
+    """PyYAML's error in one line: the problem and where (its own text spans several lines, with a caret)."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if not problem:
+        return " ".join(str(e).split())
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    context = getattr(e, "context", None)
+    return (f"{context}: " if context else "") + problem + where
 
 
 def build(command: str, file: Path | None = None, **overrides) -> Common:
