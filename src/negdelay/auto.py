@@ -38,10 +38,12 @@ schedulers (the hook is attached at the end of step 0, so step 1's state is the 
 from __future__ import annotations
 
 import math
+import threading
 
 import torch
 from diffusers.callbacks import PipelineCallback
 
+from .callback import call_key
 from .families import SD, run_facts
 
 #: the signals ``signal()`` computes; the callback decides on one of them
@@ -185,15 +187,17 @@ def decide_rise(scores, iteration_steps, n_steps: int, rise: float = DEFAULT_RIS
 
 
 class _Recorder:
-    """A forward hook on the UNet that keeps the last call's sample, timestep, kwargs and output."""
+    """A forward hook on the UNet that keeps the last call's sample, timestep, kwargs and output -- of the UNet
+    calls made by the thread that created it (another thread's pipeline may share the UNet)."""
 
     def __init__(self, unet):
         self.last = None
         self.muted = False
+        self.thread = threading.get_ident()
         self.handle = unet.register_forward_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module, args, kwargs, output):
-        if self.muted:
+        if self.muted or threading.get_ident() != self.thread:
             return None
         sample = args[0] if args else kwargs["sample"]
         timestep = args[1] if len(args) > 1 else kwargs["timestep"]
@@ -290,11 +294,9 @@ class AutoDelayedNegative(PipelineCallback):
         self.lookahead = lookahead
         if lookahead:  # the step's output latents: the state the next step sees
             self.tensor_inputs = ["prompt_embeds", "latents"]
-        self._recorder: _Recorder | None = None
-        self._cache = None
-        self.last_steps: list[int | None] | None = None
-        self.last_signals: list[list[float]] | None = None
-        self.last_cost: dict | None = None
+        self._cache = None  # (key, encoded negative): replaced whole, read once per use (threads share it)
+        self._calls: dict[tuple[int, int], _AutoCall] = {}  # the calls running now, by call_key
+        self._last: dict[int, _AutoCall] = {}  # per thread: its last call (for last_steps, last_signals, last_cost)
         self.register_to_config(
             negative_prompt=negative_prompt, threshold=self.threshold, signal_kind=signal_kind,
             max_fraction=self.max_fraction, min_step=min_step, fallback=fallback, when=when,
@@ -302,123 +304,142 @@ class AutoDelayedNegative(PipelineCallback):
             lookahead=lookahead,
         )
 
+    # -- results of the calling thread's last call ----------------------------------------------------------------
+    def _mine(self, name):
+        call = self._last.get(threading.get_ident())
+        return None if call is None else getattr(call, name)
+
+    @property
+    def last_steps(self) -> list[int | None] | None:
+        """Per row of this thread's last call: the chosen start step (None: never)."""
+        return self._mine("decided")
+
+    @property
+    def last_signals(self) -> list[list[float | None]] | None:
+        """Per row and loop iteration of this thread's last call: the signal (or detector score) probed."""
+        return self._mine("signals")
+
+    @property
+    def last_cost(self) -> dict | None:
+        """This thread's last call: extra UNet rows, the pipeline's own, their ratio, VAE decodes."""
+        return self._mine("cost")
+
     # -- per call ----------------------------------------------------------------------------------------------
-    def _begin(self, pipeline, kw) -> None:
-        self._detach()
+    def _begin(self, pipeline, kw) -> "_AutoCall":
         if not self.family.serves(pipeline):
             raise TypeError(
                 f"AutoDelayedNegative serves Stable Diffusion 1.x/2.x pipelines ({', '.join(self.family.pipelines)}); "
                 f"got {type(pipeline).__name__}"
             )
-        self._active = self.family.cfg_active(pipeline)
+        c = _AutoCall()
+        c.active = self.family.cfg_active(pipeline)
         emb = kw["prompt_embeds"]
-        n = emb.shape[0] // 2 if self._active else emb.shape[0]  # guidance off: no unconditional half, nothing to do
-        self._n = n
+        n = emb.shape[0] // 2 if c.active else emb.shape[0]  # guidance off: no unconditional half, nothing to do
+        c.n = n
         run = run_facts(pipeline, need_sigmas=False)
-        self._iter_steps = run.iteration_steps()
-        self._n_steps = run.n_steps
-        self._max_step = max(1, int(self.max_fraction * run.n_steps))
+        c.iter_steps = run.iteration_steps()
+        c.n_steps = run.n_steps
+        c.max_step = max(1, int(self.max_fraction * run.n_steps))
         if self.detector is not None:  # the detector rule may switch up to the last step
-            self._max_step = run.n_steps
-        self._lowest = [math.inf] * n
-        self._original = emb[:n]
+            c.max_step = run.n_steps
+        c.lowest = [math.inf] * n
+        c.original = emb[:n]
         key = (id(pipeline.text_encoder), pipeline.text_encoder.get_input_embeddings().weight._version,
                len(pipeline.tokenizer), emb.device, emb.dtype, emb.shape[1], getattr(pipeline, "clip_skip", None))
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.family.encode(pipeline, [self.negative_prompt], kw)["prompt_embeds"])
-        self._negative = self._cache[1]
-        self._decided: list[int | None] = [None] * n
-        self._done = [False] * n
-        self._fired = [False] * n
-        self.last_steps = self._decided
-        self.last_signals = [[None] * len(self._iter_steps) for _ in range(n)]
-        self.last_cost = {"probe_rows": 0, "pipeline_rows": 2 * n * len(self._iter_steps), "extra": 0.0,
-                          "decodes": 0}
-        if self._active and not self.lookahead:
-            self._recorder = _Recorder(pipeline.unet)
-
-    def _detach_hook_only(self) -> None:
-        """No more probes needed: remove the hook (rows waiting for the latest start still switch there)."""
-        if self._recorder is not None:
-            self._recorder.remove()
-
-    def _detach(self) -> None:
-        if self._recorder is not None:
-            self._recorder.remove()
-            self._recorder = None
+        cached = self._cache  # one read: another thread may replace it meanwhile
+        if cached is None or cached[0] != key:
+            cached = (key, self.family.encode(pipeline, [self.negative_prompt], kw)["prompt_embeds"])
+            self._cache = cached
+        c.negative = cached[1]
+        c.decided = [None] * n
+        c.done = [False] * n
+        c.fired = [False] * n
+        c.signals = [[None] * len(c.iter_steps) for _ in range(n)]
+        c.cost = {"probe_rows": 0, "pipeline_rows": 2 * n * len(c.iter_steps), "extra": 0.0, "decodes": 0}
+        if c.active and not self.lookahead:
+            c.recorder = _Recorder(pipeline.unet)
+        return c
 
     def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        key = call_key(pipeline)
         if step_index == 0:
-            self._begin(pipeline, callback_kwargs)
+            for other in [k for k in list(self._calls) if k[0] == key[0]]:  # this thread's calls that ended early
+                old = self._calls.pop(other, None)
+                if old is not None:
+                    old.detach()
+            c = self._calls[key] = self._begin(pipeline, callback_kwargs)
+            self._last[key[0]] = c
+        else:
+            c = self._calls.get(key)
+            if c is None:  # no step 0 seen (or the call already ended): nothing to do
+                return callback_kwargs
+        if step_index >= len(c.iter_steps) - 1:  # the call's last step: forget it
+            self._calls.pop(key, None)
+            c.detach()
+            c.drop_tensors()
+            return callback_kwargs
         if self.lookahead:
-            return self._callback_lookahead(pipeline, step_index, callback_kwargs)
+            return self._callback_lookahead(pipeline, c, step_index, callback_kwargs)
         i = step_index
-        last = i >= len(self._iter_steps) - 1
-        if not self._active or last or self._recorder is None:
-            if last:
-                self._detach()
+        if not c.active or c.recorder is None:
             return callback_kwargs
         emb = callback_kwargs["prompt_embeds"]
-        if emb.shape[0] != 2 * self._n:  # no negative half any more (another callback cut CFG off)
-            self._detach()
+        if emb.shape[0] != 2 * c.n:  # no negative half any more (another callback cut CFG off)
+            c.detach()
             return callback_kwargs
-        next_step = self._iter_steps[i + 1]
-        if next_step == self._iter_steps[i]:  # inside a step (PNDM warm-up, Heun): a switch only at a step boundary
+        next_step = c.iter_steps[i + 1]
+        if next_step == c.iter_steps[i]:  # inside a step (PNDM warm-up, Heun): a switch only at a step boundary
             return callback_kwargs
-        rows = [r for r in range(self._n) if not self._done[r]]
+        rows = [r for r in range(c.n) if not c.done[r]]
         fire: list[int] = []
-        seen = self._recorder.last
-        self._recorder.last = None
+        seen = c.recorder.last
+        c.recorder.last = None
         if rows and next_step >= self.min_step:
-            if next_step >= self._max_step:
-                fire = [r for r in rows if self._fired[r] or self.fallback == "max"]
+            if next_step >= c.max_step:
+                fire = [r for r in rows if c.fired[r] or self.fallback == "max"]
                 for r in rows:
-                    self._done[r] = True
+                    c.done[r] = True
             elif seen is not None:
-                probe = [r for r in rows if not self._fired[r]]
-                values = self._probe(pipeline, probe, *seen) if probe else []
+                probe = [r for r in rows if not c.fired[r]]
+                values = self._probe(pipeline, c, probe, *seen) if probe else []
                 for r, v in zip(probe, values):
-                    self.last_signals[r][i] = v
+                    c.signals[r][i] = v
                     if self.detector is not None:
-                        self._lowest[r] = min(self._lowest[r], v)
-                        if v >= self._lowest[r] + self.rise:
+                        c.lowest[r] = min(c.lowest[r], v)
+                        if v >= c.lowest[r] + self.rise:
                             fire.append(r)
-                            self._done[r] = True
+                            c.done[r] = True
                         continue
                     if v >= self.threshold:
-                        self._fired[r] = True
+                        c.fired[r] = True
                         if self.when == "first":
                             fire.append(r)
-                            self._done[r] = True
+                            c.done[r] = True
         if fire:
-            for r in fire:
-                self._decided[r] = next_step
-            parts = [self._negative[0:1] if self._decided[r] is not None else self._original[r : r + 1]
-                     for r in range(self._n)]
-            callback_kwargs["prompt_embeds"] = torch.cat(parts + [emb[self._n :]])
-        if all(d or f for d, f in zip(self._done, self._fired)):
-            self._detach_hook_only()
+            self._switch(c, fire, next_step, emb, callback_kwargs)
+        if all(d or f for d, f in zip(c.done, c.fired)):
+            c.detach_hook_only()
         return callback_kwargs
 
-    def _switch(self, fire, next_step, emb, callback_kwargs):
+    @staticmethod
+    def _switch(c, fire, next_step, emb, callback_kwargs):
         for r in fire:
-            self._decided[r] = next_step
-        parts = [self._negative[0:1] if self._decided[r] is not None else self._original[r : r + 1]
-                 for r in range(self._n)]
-        callback_kwargs["prompt_embeds"] = torch.cat(parts + [emb[self._n :]])
+            c.decided[r] = next_step
+        parts = [c.negative[0:1] if c.decided[r] is not None else c.original[r : r + 1] for r in range(c.n)]
+        callback_kwargs["prompt_embeds"] = torch.cat(parts + [emb[c.n :]])
 
     @torch.no_grad()
-    def _callback_lookahead(self, pipeline, i, callback_kwargs):
+    def _callback_lookahead(self, pipeline, c, i, callback_kwargs):
         """The detector rule on the state the next step will see (``lookahead=True``)."""
-        if not self._active or i >= len(self._iter_steps) - 1:
+        if not c.active:
             return callback_kwargs
         emb = callback_kwargs["prompt_embeds"]
-        if emb.shape[0] != 2 * self._n:
+        if emb.shape[0] != 2 * c.n:
             return callback_kwargs
-        next_step = self._iter_steps[i + 1]
-        if next_step == self._iter_steps[i] or next_step < self.min_step or next_step > self._n_steps - 1:
+        next_step = c.iter_steps[i + 1]
+        if next_step == c.iter_steps[i] or next_step < self.min_step or next_step > c.n_steps - 1:
             return callback_kwargs
-        rows = [r for r in range(self._n) if not self._done[r]]
+        rows = [r for r in range(c.n) if not c.done[r]]
         if not rows:
             return callback_kwargs
         import copy
@@ -429,54 +450,90 @@ class AutoDelayedNegative(PipelineCallback):
         # the model input the next iteration will build (Euler-type schedulers scale it), on a copy of the scheduler
         x = copy.deepcopy(sched).scale_model_input(callback_kwargs["latents"].index_select(0, idx), t)
         k = len(rows)
-        ehs = torch.cat([self._negative[0:1].expand(k, -1, -1), emb[self._n :].index_select(0, idx)])
+        ehs = torch.cat([c.negative[0:1].expand(k, -1, -1), emb[c.n :].index_select(0, idx)])
         extra = {}
         if getattr(pipeline, "cross_attention_kwargs", None) is not None:
             extra["cross_attention_kwargs"] = pipeline.cross_attention_kwargs
         out = pipeline.unet(torch.cat([x, x]), t, encoder_hidden_states=ehs, return_dict=False, **extra)[0]
-        self.last_cost["probe_rows"] += 2 * k
-        self.last_cost["extra"] = self.last_cost["probe_rows"] / self.last_cost["pipeline_rows"]
+        c.cost["probe_rows"] += 2 * k
+        c.cost["extra"] = c.cost["probe_rows"] / c.cost["pipeline_rows"]
         eps_n, eps_c = out[:k], out[k:]
-        values = self._detect(pipeline, x, t, eps_n + pipeline.guidance_scale * (eps_c - eps_n))
+        values = self._detect(pipeline, c, x, t, eps_n + pipeline.guidance_scale * (eps_c - eps_n))
         fire = []
         for r, v in zip(rows, values):
-            self.last_signals[r][i + 1] = v
-            self._lowest[r] = min(self._lowest[r], v)
-            if v >= self._lowest[r] + self.rise:
+            c.signals[r][i + 1] = v
+            c.lowest[r] = min(c.lowest[r], v)
+            if v >= c.lowest[r] + self.rise:
                 fire.append(r)
-                self._done[r] = True
+                c.done[r] = True
         if fire:
-            self._switch(fire, next_step, emb, callback_kwargs)
+            self._switch(c, fire, next_step, emb, callback_kwargs)
         return callback_kwargs
 
     @torch.no_grad()
-    def _probe(self, pipeline, rows, sample, t, kwargs, out) -> list[float]:
-        n = self._n
+    def _probe(self, pipeline, c, rows, sample, t, kwargs, out) -> list[float]:
+        n = c.n
         idx = torch.tensor(rows, device=sample.device)
         x = sample[:n].index_select(0, idx)
-        neg = self._negative[0:1].expand(len(rows), -1, -1)
+        neg = c.negative[0:1].expand(len(rows), -1, -1)
         call = {k: v for k, v in kwargs.items() if k in ("timestep_cond", "cross_attention_kwargs", "added_cond_kwargs")}
-        self._recorder.muted = True
+        c.recorder.muted = True
         try:
             eps_n = pipeline.unet(x, t, encoder_hidden_states=neg, return_dict=False, **call)[0]
         finally:
-            self._recorder.muted = False
-        self.last_cost["probe_rows"] += len(rows)
-        self.last_cost["extra"] = self.last_cost["probe_rows"] / self.last_cost["pipeline_rows"]
+            c.recorder.muted = False
+        c.cost["probe_rows"] += len(rows)
+        c.cost["extra"] = c.cost["probe_rows"] / c.cost["pipeline_rows"]
         eps_u = out[:n].index_select(0, idx)
         eps_c = out[n:].index_select(0, idx)
         if self.detector is not None:
-            return self._detect(pipeline, x, t, eps_n + pipeline.guidance_scale * (eps_c - eps_n))
+            return self._detect(pipeline, c, x, t, eps_n + pipeline.guidance_scale * (eps_c - eps_n))
         return [float(v) for v in signal(eps_u, eps_c, eps_n, self.signal_kind)]
 
-    def _detect(self, pipeline, x, t, eps) -> list[float]:
+    def _detect(self, pipeline, c, x, t, eps) -> list[float]:
         """The detector's scores of the clean images ``eps`` implies (decoded by the pipeline's VAE)."""
         vae = pipeline.vae
         x0 = x0_prediction(pipeline.scheduler, x, t, eps).to(vae.dtype)
         images = vae.decode(x0 / vae.config.scaling_factor, return_dict=False)[0]
         images = (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-        self.last_cost["decodes"] += len(images)
+        c.cost["decodes"] += len(images)
         scores = [float(v) for v in self.detector(images)]
         if len(scores) != len(images):
             raise ValueError(f"detector returned {len(scores)} scores for {len(images)} images")
         return scores
+
+
+class _AutoCall:
+    """One pipeline call's state: what ``AutoDelayedNegative._begin`` set up at its step 0 and the per-row
+    decisions so far. Kept per call (``negdelay.callback.call_key``), so one instance can serve calls running at
+    the same time in several threads."""
+
+    def __init__(self):
+        self.active = False
+        self.n = 0
+        self.iter_steps: list[int] = []
+        self.n_steps = 0
+        self.max_step = 0
+        self.lowest: list[float] = []
+        self.original = None
+        self.negative = None
+        self.decided: list[int | None] = []
+        self.done: list[bool] = []
+        self.fired: list[bool] = []
+        self.signals: list[list[float | None]] = []
+        self.cost: dict = {}
+        self.recorder: _Recorder | None = None
+
+    def detach_hook_only(self) -> None:
+        """No more probes needed: remove the hook (rows waiting for the latest start still switch there)."""
+        if self.recorder is not None:
+            self.recorder.remove()
+
+    def detach(self) -> None:
+        if self.recorder is not None:
+            self.recorder.remove()
+            self.recorder = None
+
+    def drop_tensors(self) -> None:
+        """After the call: keep the results (decided, signals, cost), not the embeddings."""
+        self.original = self.negative = None

@@ -4,14 +4,19 @@ Before the start step every unconditional row of ``prompt_embeds`` is whatever t
 (the embedding of ``negative_prompt=`` given to the pipeline, or of the empty prompt); from the start step
 on it is the negative's embedding; from an optional stop step on, the pipeline's own again.
 
-The callback is the only stateful object of negdelay. At the first step of each call it reads the run's
-facts, resolves the schedule (``negdelay.schedule``) and encodes the negative with the pipeline's own
-encoder (cached across calls). At switch steps it returns new tensors with the unconditional rows
-replaced; on every other step it returns the dict it received, unchanged, and does no work.
+At the first step of each call it reads the run's facts, resolves the schedule (``negdelay.schedule``) and
+encodes the negative with the pipeline's own encoder (cached across calls). At switch steps it returns new
+tensors with the unconditional rows replaced; on every other step it returns the dict it received, unchanged,
+and does no work.
+
+What a call resolved is that call's own state, kept per call (keyed by the calling thread and the pipeline), not
+per instance: one instance may serve several pipeline calls running at the same time in different threads, and
+each gets exactly the images it gets alone (docs/semantics.md, "Concurrency").
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable, Sequence
 
 import torch
@@ -45,6 +50,29 @@ class _Entry:
         return f"negative[{self.index}]"
 
 
+class _Call:
+    """What one pipeline call resolved at its step 0: the switch steps, the negative's rows, the pipeline's own
+    unconditional rows, which row of the negative serves which key, and the plan."""
+
+    __slots__ = ("switches", "negative", "original", "row_of", "n_rows", "plan", "last_step")
+
+    def __init__(self):
+        self.switches: dict[int, tuple] = {}
+        self.negative: dict[str, torch.Tensor] = {}
+        self.original: dict[str, torch.Tensor] = {}
+        self.row_of: dict[Hashable, int] = {}
+        self.n_rows = 0
+        self.plan: list[tuple] | None = None
+        self.last_step = -1
+
+
+def call_key(pipeline) -> tuple[int, int]:
+    """Which call a callback invocation belongs to: the calling thread and the pipeline. A pipeline call runs its
+    loop, and so its step-end callbacks, in the thread that called it; one thread runs one call of a pipeline at
+    a time."""
+    return threading.get_ident(), id(pipeline)
+
+
 class DelayedNegativeBase(PipelineCallback):
     """Family-independent core. Use ``DelayedNegative`` (SD 1.x/2.x) or ``DelayedNegative.for_pipeline``."""
 
@@ -61,15 +89,23 @@ class DelayedNegativeBase(PipelineCallback):
         stop_step: int | Sequence[int] | None = None,
         stop_fraction: float | Sequence[float] | None = None,
         stop_sigma: float | Sequence[float] | None = None,
+        start_percent: float | Sequence[float] | None = None,
+        stop_percent: float | Sequence[float] | None = None,
+        before: str = "unconditional",
         segments: Sequence[Sequence[tuple[sch.Point, str | None]]] | None = None,
     ):
         super().__init__()
-        starts = sch.point_from("start", start_step, start_fraction, start_sigma, required=segments is None)
-        stops = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, required=False)
+        sch.check_before(before)
+        starts = sch.point_from("start", start_step, start_fraction, start_sigma, start_percent,
+                                required=segments is None)
+        stops = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, stop_percent, required=False)
         self._keys = self._negative_keys(negative_prompt, negative_prompt_embeds, segments)
         if segments is not None:
             if starts or stops:
                 raise ValueError("give either segments or start_*/stop_*, not both")
+            if before != "unconditional":
+                raise ValueError("before: segments carry their own early behaviour (a (Point, schedule.CONDITIONAL) "
+                                 "segment turns CFG off); give before= with start_*/stop_* only")
             self._rows = [list(seg) for seg in segments]
             if not self._rows:
                 raise ValueError("segments must hold at least one row")
@@ -92,15 +128,17 @@ class DelayedNegativeBase(PipelineCallback):
             for a, b in zip(starts, stops):
                 if b is not None and a.kind == b.kind == "step" and b.value <= a.value:
                     raise ValueError(f"stop_step must be after start_step; got start {a.value}, stop {b.value}")
-            self._rows = [sch.window(a, k, b) for k, a, b in zip(keys, starts, stops)]
+            self._rows = [sch.window(a, k, b, before) for k, a, b in zip(keys, starts, stops)]
         self._embeds = negative_prompt_embeds
         self._texts = [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
-        self._cache: tuple | None = None
-        self._reset()
+        self._cache: tuple | None = None  # (key, encoded): replaced whole, read once per use (threads share it)
+        self._calls: dict[tuple[int, int], _Call] = {}  # the calls running now, by call_key
+        self._plans: dict[int, list[tuple] | None] = {}  # per thread: the plan of its last call
         self.register_to_config(
             negative_prompt=negative_prompt,
             start=_describe(starts) if segments is None else None,
             stop=_describe(stops) if segments is None and stops and stops[0] is not None else None,
+            before=before,
             family=self.family.name,
         )
 
@@ -134,55 +172,83 @@ class DelayedNegativeBase(PipelineCallback):
         return list(self.family.tensor_inputs) + ["latents"]
 
     def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+        key = call_key(pipeline)
         if step_index == 0:
-            self._begin(pipeline, callback_kwargs)
-        keys = self._switches.get(step_index)
+            for other in [k for k in list(self._calls) if k[0] == key[0]]:  # this thread's calls that ended early
+                self._calls.pop(other, None)
+            call = self._calls[key] = self._begin(pipeline, callback_kwargs)
+            self._plans[key[0]] = call.plan
+        else:
+            call = self._calls.get(key)
+            if call is None:  # no step 0 seen (or the call already ended): nothing to do
+                return callback_kwargs
+        if step_index >= call.last_step:
+            self._calls.pop(key, None)  # the call's last step: forget its tensors
+        keys = call.switches.get(step_index)
         if keys is None or not self.family.cfg_active(pipeline):
             return callback_kwargs
-        n = self._n_rows
-        for name, negative in self._negative.items():
+        n = call.n_rows
+        for name, negative in call.negative.items():
             current = callback_kwargs[name]
             if current.shape[0] != 2 * n:  # no negative half left (e.g. after another callback's CFG cutoff)
                 return callback_kwargs
             rows = [
-                self._original[name][r : r + 1] if key is None else negative[self._row_of[key] : self._row_of[key] + 1]
+                call.original[name][r : r + 1] if key is None
+                else current[n + r : n + r + 1] if key is sch.CONDITIONAL  # CFG off: the conditional row
+                else negative[call.row_of[key] : call.row_of[key] + 1]
                 for r, key in enumerate(keys)
             ]
             callback_kwargs[name] = torch.cat(rows + [current[n:]])
         return callback_kwargs
 
+    @property
+    def last_plan(self) -> list[tuple] | None:
+        """The plan (per loop iteration, the key of each row) of the last call this thread ran; None before any."""
+        return self._plans.get(threading.get_ident())
+
     # -- per call --------------------------------------------------------------------------------------------
 
-    def _reset(self) -> None:
-        self._switches: dict[int, tuple] = {}
-        self._negative: dict[str, torch.Tensor] = {}
-        self._original: dict[str, torch.Tensor] = {}
-        self._row_of: dict[Hashable, int] = {}
-        self._n_rows = 0
-        self.last_plan: list[tuple] | None = None
-
-    def _begin(self, pipeline, callback_kwargs) -> None:
-        """First step of a call: forget the last call, resolve the plan, encode what the plan uses."""
-        self._reset()
+    def _begin(self, pipeline, callback_kwargs) -> _Call:
+        """First step of a call: resolve this call's plan, encode what the plan uses."""
+        call = _Call()
         if not self.family.cfg_active(pipeline):
-            return  # guidance_scale <= 1: there is no unconditional half; documented no-op
+            return call  # guidance_scale <= 1: there is no unconditional half; documented no-op
         n = self._check_layout(pipeline, callback_kwargs)
         rows = sch.expand(self._rows, n, "negative_prompt / start_* / stop_* lists")
-        need_sigmas = any(p.kind == "sigma" for seg in rows for p, _ in seg)
-        iteration_keys = sch.plan(rows, run_facts(pipeline, need_sigmas))
-        self.last_plan = iteration_keys
-        self._switches = sch.switches(iteration_keys)
-        if not self._switches:
-            return
-        self._n_rows = n
-        self._original = {name: callback_kwargs[name][:n] for name in self.family.tensor_inputs}
+        need_sigmas, need_axis = sch.needs(sch.row_points(rows))
+        iteration_keys = sch.plan(rows, run_facts(pipeline, need_sigmas, need_axis=need_axis))
+        self._check_no_cfg_at_step_0(iteration_keys[0], n, callback_kwargs)
+        call.plan = iteration_keys
+        call.switches = sch.switches(iteration_keys)
+        call.last_step = len(iteration_keys) - 1
+        if not call.switches:
+            return call
+        call.n_rows = n
+        call.original = {name: callback_kwargs[name][:n] for name in self.family.tensor_inputs}
         if self._texts is None and self._embeds is None:  # segments: encode each text once, in order
-            used = list(dict.fromkeys(k for seg in self._rows for _, k in seg if k is not None))
-            self._negative = self._encode(pipeline, used, callback_kwargs)
-            self._row_of = {k: j for j, k in enumerate(used)}
+            used = list(dict.fromkeys(k for seg in self._rows for _, k in seg if k not in sch.OWN))
+            call.negative = self._encode(pipeline, used, callback_kwargs)
+            call.row_of = {k: j for j, k in enumerate(used)}
         else:  # the user's list, in its order and batch, as the stock pipeline would encode it
-            self._negative = self._encode(pipeline, self._texts, callback_kwargs)
-            self._row_of = {k: k.index for k in self._keys}
+            call.negative = self._encode(pipeline, self._texts, callback_kwargs)
+            call.row_of = {k: k.index for k in self._keys}
+        return call
+
+    def _check_no_cfg_at_step_0(self, keys: tuple, n: int, callback_kwargs) -> None:
+        """Rows that run without CFG from step 0 (``before="no_cfg"``): step 0 has run when a step-end callback first
+        sees it, so its unconditional rows must already be the conditional ones; refuse otherwise."""
+        for r, key in enumerate(keys):
+            if key is not sch.CONDITIONAL:
+                continue
+            for name in self.family.tensor_inputs:
+                rows = callback_kwargs[name]
+                if not torch.equal(rows[r], rows[n + r]):
+                    raise ValueError(
+                        f"before='no_cfg' (image row {r}): step 0 has already run with the pipeline's own unconditional "
+                        f"{name}, and a step-end callback cannot change step 0. Give the pipeline the prompt as its "
+                        "negative (pipe(prompt, negative_prompt=prompt, ...)) so that step 0 runs without CFG too, or use "
+                        "negdelay.apply(pipe, negative, before='no_cfg', ...), which changes step 0 itself"
+                    )
 
     def _check_layout(self, pipeline, callback_kwargs) -> int:
         """Refuse pipelines whose rows are not ``[unconditional, conditional]`` per image; return the image rows."""
@@ -218,9 +284,11 @@ class DelayedNegativeBase(PipelineCallback):
             self.family.check_embeds(given, like)
             return {name: t.to(device=like[name].device, dtype=like[name].dtype) for name, t in given.items()}
         key = self._cache_key(pipeline, texts, current)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.family.encode(pipeline, list(texts), current))
-        return self._cache[1]
+        cached = self._cache  # one read: another thread may replace it meanwhile
+        if cached is None or cached[0] != key:
+            cached = (key, self.family.encode(pipeline, list(texts), current))
+            self._cache = cached
+        return cached[1]
 
     def _cache_key(self, pipeline, used, current) -> tuple:
         """Everything the encoding depends on: texts, encoders (identity, and a content fingerprint of every
@@ -298,6 +366,15 @@ class DelayedNegative(DelayedNegativeBase):
             a fraction f is step ``int(f * N)`` (N = steps that run); a sigma s is the first step whose noise
             level at its first UNet call is ``<= s``. Each may be a list: one start per prompt or per row.
         stop_step / stop_fraction / stop_sigma: optional; from there on the pipeline's own embedding again.
+        start_percent / stop_percent: ComfyUI's start/end percent on the model's noise axis, converted with the
+            scheduler's training noise schedule (or flow-matching shift) to a noise level; a start is the first
+            step at or below it, a stop the first step below it (docs/semantics.md, "Coming from ComfyUI").
+        before: what runs outside the negative's window (before the start, and from a stop on):
+            ``"unconditional"`` (default): CFG against the pipeline's own unconditional embedding;
+            ``"no_cfg"``: the conditional prediction alone (A1111's "Ignore negative prompt during early
+            sampling"). A step-end callback cannot change step 0, so ``"no_cfg"`` needs the prompt as the
+            pipeline's own negative, ``pipe(prompt, negative_prompt=prompt, ...)`` (checked at step 0);
+            ``negdelay.apply`` has no such need.
 
     A start at or past the last step never comes (output equals the stock pipeline without this negative).
     ``start_step=0`` is refused (a step-end callback cannot change step 0: pass ``negative_prompt=`` to the
@@ -316,6 +393,8 @@ def register(family: Family, cls: type[DelayedNegativeBase]) -> None:
 
 
 def callback_class(family: Family) -> type[DelayedNegativeBase]:
+    from .families import callbacks  # noqa: F401 - registers DelayedNegativeXL and DelayedNegativeSD3
+
     if family.name not in _CLASSES:
         _CLASSES[family.name] = type(f"DelayedNegative_{family.name}", (DelayedNegativeBase,), {"family": family})
     return _CLASSES[family.name]
