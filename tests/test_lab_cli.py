@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lab_util import env, negdelay, save_tiny
 from negdelay.lab.cli import app
-from negdelay.lab.outputs import parse_infotext, read_parameters
+from negdelay.lab.outputs import LOCK_NAME, parse_infotext, read_parameters
 
 runner = CliRunner()
 
@@ -36,7 +36,8 @@ def test_compare_on_the_embedded_model(tmp_path):
     assert len(summary["pairs"]) == 3
     for pair in summary["pairs"].values():
         cols = pair["columns"]
-        assert list(cols) == ["none", "stock", "delayed-step-3", "delayed-step-6"]
+        # no schedules given: the default fractions 0.15 and 0.3 of the run, as steps (int(0.15 * 8), int(0.3 * 8))
+        assert list(cols) == ["none", "stock", "delayed-step-1", "delayed-step-2"]
         for c in cols.values():  # detector rates per column, with intervals
             assert c["n"] == 2 and 0 <= c["dot"]["low"] <= c["dot"]["rate"] <= c["dot"]["high"] <= 1
         assert cols["none"]["pixel_distance"]["mean"] == 0.0
@@ -48,12 +49,12 @@ def test_compare_on_the_embedded_model(tmp_path):
     assert on_disk == paths | {"manifest.json"}  # every file is in the manifest, and nothing else is there
     grid = out / "red-circle" / "grid.png"
     assert grid.is_file()
-    prompt, negative, params = parse_infotext(read_parameters(out / "red-circle" / "seed-1_delayed-step-3.png"))
+    prompt, negative, params = parse_infotext(read_parameters(out / "red-circle" / "seed-1_delayed-step-2.png"))
     assert (prompt, negative) == ("a red circle", "with a dot")
     assert params["Seed"] == "1" and params["Steps"] == "8" and params["Sampler"] == "PLMS"
-    assert params["Size"] == "32x32" and params["Model"] == "negdelay-toy" and "step 3" in params["Negative schedule"]
+    assert params["Size"] == "32x32" and params["Model"] == "negdelay-toy" and "step 2" in params["Negative schedule"]
     md = (out / "summary.md").read_text()
-    assert "| stock negative | 2 |" in md and "delayed from step 3" in md
+    assert "| stock negative | 2 |" in md and "delayed from step 2" in md
     # the same command again: everything was done, nothing is rendered twice
     r2 = invoke("compare", "--seeds", "0-1", "--steps", "8", "--out", out, "--no-progress")
     assert r2.exit_code == 0, r2.output
@@ -154,7 +155,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, tiny_folder)
 
     def files(root):
         return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
-                if p.is_file() and p.parts[len(root.parts)] != "processes"}
+                if p.is_file() and p.parts[len(root.parts)] != "processes" and p.name != LOCK_NAME}
 
     a, b = files(killed), files(straight)
     assert sorted(a) == sorted(b)  # nothing lost, no stray temporaries

@@ -50,16 +50,23 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]  # the temporary was removed
-    (tmp_path / ".b.png.tmp-123-abc").write_bytes(b"junk from a killed run")
-    assert clean_temporaries(tmp_path) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    (tmp_path / ".b.png.tmp-abc123-77-0f0f0f0f").write_bytes(b"junk from a killed process of run abc123")
+    (tmp_path / ".b.png.tmp-123-abc").write_bytes(b"not named by that run")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".c.png.tmp-abc123-77-0f0f0f0f").write_bytes(b"another folder")
+    assert clean_temporaries(tmp_path, "abc123") == 1  # only that run's names, only in that folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.png.tmp-123-abc", "a.json", "sub"]
+    with pytest.raises(ValueError, match="run id"):
+        clean_temporaries(tmp_path, "")  # never "every temporary"
 
 
 def test_run_folder_resumes_the_same_run_and_refuses_another(tmp_path):
     f = RunFolder(tmp_path / "run")
     assert f.prepare("sweep", {"steps": 10}) is False
     f.save_record("seed-0", {"x": 1})
-    assert RunFolder(tmp_path / "run").prepare("sweep", {"steps": 10}) is True
+    f.release()
+    with RunFolder(tmp_path / "run") as g:
+        assert g.prepare("sweep", {"steps": 10}) is True and g.id == f.id
     assert f.done() == {"seed-0": {"x": 1}}
     with pytest.raises(LabError, match="different run.*steps"):
         RunFolder(tmp_path / "run").prepare("sweep", {"steps": 12})

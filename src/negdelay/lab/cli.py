@@ -7,12 +7,54 @@ your function inside ``_guard()``.
 
 from __future__ import annotations
 
-import contextlib
+import os
+import signal
 import sys
-from pathlib import Path
-from typing import Optional
 
-import typer
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; nothing is half-written: run the same command again to resume (finished images are kept)"
+
+
+# Ctrl-C in the negdelay program (console script, ``python -m negdelay``) ends it at once, at any moment -- Python
+# starting, imports, model loading, rendering, writing: the progress display is stopped, the temporaries being
+# written are removed (every file reaches its name whole, by ``os.replace``; a unit is done only when its record
+# exists), one line is printed, exit code 130; the operating system drops the run folder's lock. A handler rather
+# than ``KeyboardInterrupt``: an exception raised where the signal lands can be swallowed (e.g. inside a library's
+# ``__del__``, "Exception ignored in ...") and the run would go on. Installed before the heavy imports, only in the
+# program itself, never in a process that merely imports this module (there ``_guard`` turns KeyboardInterrupt into
+# exit code 130). ``negdelay/__init__.py`` imports nothing heavy (its names load on first use).
+def _interrupted(signum, frame):  # pragma: no cover - exercised in subprocesses (tests/test_lab_safety.py)
+    for name, undo in (("negdelay.lab.run", "stop_display"), ("negdelay.lab.outputs", "remove_in_flight")):
+        module = sys.modules.get(name)
+        try:
+            if module is not None:
+                getattr(module, undo)()
+        except Exception:  # noqa: BLE001 - leaving now matters more; the next run cleans up its temporaries
+            pass
+    os.write(2, f"negdelay: {INTERRUPTED}\n".encode())
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _is_the_cli() -> bool:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in ("negdelay.__main__", "negdelay.lab.cli"):
+        return True
+    return os.path.basename(getattr(main, "__file__", None) or "").lower() in ("negdelay", "negdelay.exe", "negdelay-script.py")
+
+
+if _is_the_cli():
+    try:
+        signal.signal(signal.SIGINT, _interrupted)
+    except ValueError:  # not the main thread
+        pass
+
+import contextlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import typer  # noqa: E402
 
 app = typer.Typer(
     add_completion=False,
@@ -20,9 +62,6 @@ app = typer.Typer(
     help="Delayed negative prompts: compare, sweep and generate (Ban et al., arXiv:2406.02965).",
     pretty_exceptions_enable=False,
 )
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 # ---- options every command shares (all default to None: unset flags leave the config file's value) ----
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML settings file; flags given here override it")
@@ -43,6 +82,8 @@ BatchOpt = typer.Option(None, "--batch-size", help="max image rows per pipeline 
 DetectorOpt = typer.Option(None, "--detector", help="auto (toy model: on), toy, none")
 OutOpt = typer.Option(None, "--out", "-o", help="output folder (a run into the same folder with the same settings resumes)")
 ProgressOpt = typer.Option(None, "--progress/--no-progress")
+WaitLockOpt = typer.Option(None, "--wait-lock/--no-wait-lock",
+                           help="another process works in --out: wait for it (default: stop with exit code 2)")
 
 
 def _err(msg: str) -> None:
@@ -51,18 +92,20 @@ def _err(msg: str) -> None:
 
 @contextlib.contextmanager
 def _guard():
-    """Bad input -> one clear message and exit code 2; Ctrl-C -> exit 130 with how to resume. No tracebacks for
-    either; real bugs still raise."""
-    from .config import ConfigError
-    from .models import LabError
-
+    """Bad input -> one clear message and exit code 2; Ctrl-C -> one line and exit code 130 (in the program itself
+    the handler above does it; this is for the commands called in-process, e.g. by tests). No tracebacks for either;
+    real bugs still raise."""
     try:
-        yield
-    except (ConfigError, LabError) as e:
-        _err(str(e))
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        from .config import ConfigError
+        from .models import LabError
+
+        try:
+            yield
+        except (ConfigError, LabError) as e:
+            _err(str(e))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
-        _err("interrupted; run the same command again to resume (finished images are kept)")
+        typer.echo(f"negdelay: {INTERRUPTED}", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -75,11 +118,11 @@ def _settings(command: str, config: Optional[Path], **flags):
 
 
 def _common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype, threads, steps,
-            guidance_scale, height, width, seeds, batch_size, detector, out, progress) -> dict:
+            guidance_scale, height, width, seeds, batch_size, detector, out, progress, wait_lock=None) -> dict:
     return dict(model=model, single_file_config=single_file_config, allow_pickle=allow_pickle,
                 textual_inversion=textual_inversion or None, scheduler=scheduler, device=device, dtype=dtype,
                 threads=threads, steps=steps, guidance_scale=guidance_scale, height=height, width=width, seeds=seeds,
-                batch_size=batch_size, detector=detector, out=out, progress=progress)
+                batch_size=batch_size, detector=detector, out=out, progress=progress, wait_lock=wait_lock)
 
 
 @app.command()
@@ -95,21 +138,21 @@ def compare(
     threads: Optional[int] = ThreadsOpt, steps: Optional[int] = StepsOpt, guidance_scale: Optional[float] = CfgOpt,
     height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
     batch_size: Optional[int] = BatchOpt, detector: Optional[str] = DetectorOpt, out: Optional[Path] = OutOpt,
-    progress: Optional[bool] = ProgressOpt,
+    progress: Optional[bool] = ProgressOpt, wait_lock: Optional[bool] = WaitLockOpt,
 ):
     """No negative / stock negative / delayed negative(s), paired from one initial noise per seed.
 
     With no arguments: the embedded toy model, built-in pairs, detector rates per column.
     """
-    from . import run
-
     with _guard():
+        from . import run
+
         pairs = _pairs(prompt, negative)
         cfg = _settings("compare", config, pairs=pairs, schedules=schedule or None, seeds_per_call=seeds_per_call,
                         clip_model=clip_model,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                   threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
-                                  progress))
+                                  progress, wait_lock))
         res = run.compare(cfg)
         if res.summary:
             typer.echo(_compare_text(res))
@@ -158,20 +201,20 @@ def sweep(
     threads: Optional[int] = ThreadsOpt, steps: Optional[int] = StepsOpt, guidance_scale: Optional[float] = CfgOpt,
     height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
     batch_size: Optional[int] = BatchOpt, detector: Optional[str] = DetectorOpt, out: Optional[Path] = OutOpt,
-    progress: Optional[bool] = ProgressOpt,
+    progress: Optional[bool] = ProgressOpt, wait_lock: Optional[bool] = WaitLockOpt,
 ):
     """Many start points x many seeds: metrics per start (CSV/JSON) and a plot with 95% bands.
 
     The start points of one seed run as rows of one batched call. Under `accelerate launch -m negdelay sweep ...`
     the seeds are split across processes.
     """
-    from . import run
-
     with _guard():
+        from . import run
+
         cfg = _settings("sweep", config, prompt=prompt, negative=negative, starts=starts, clip_model=clip_model,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                   threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
-                                  progress))
+                                  progress, wait_lock))
         res = run.sweep(cfg)
         if res.summary:
             typer.echo(_sweep_text(res))
@@ -202,15 +245,16 @@ def generate(
     scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
     threads: Optional[int] = ThreadsOpt, steps: Optional[int] = StepsOpt, guidance_scale: Optional[float] = CfgOpt,
     height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
-    out: Optional[Path] = OutOpt, progress: Optional[bool] = ProgressOpt,
+    out: Optional[Path] = OutOpt, progress: Optional[bool] = ProgressOpt, wait_lock: Optional[bool] = WaitLockOpt,
 ):
     """One prompt, one delayed negative: one image per seed, with A1111 infotext."""
-    from . import run
-
     with _guard():
+        from . import run
+
         cfg = _settings("generate", config, prompt=prompt, negative=negative, schedule=schedule, a1111=a1111,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
-                                  threads, steps, guidance_scale, height, width, seeds, None, None, out, progress))
+                                  threads, steps, guidance_scale, height, width, seeds, None, None, out, progress,
+                                  wait_lock))
         res = run.generate(cfg)
         for f in res.files:
             typer.echo(str(f))
@@ -237,12 +281,12 @@ def study(
     Rates of the negative's presence (CLIP, or the toy judge) with Wilson intervals, distances to the no-negative
     twin, the critical start, reverse activation, and negdelay.auto against the per-image oracle (docs/study.md).
     """
-    from pydantic import ValidationError
-
-    from ..study.user import StudyConfig, run_study
-    from .config import ConfigError, format_errors, read_yaml
-
     with _guard():
+        from pydantic import ValidationError
+
+        from ..study.user import StudyConfig, run_study
+        from .config import ConfigError, format_errors, read_yaml
+
         flags = dict(prompts=prompt or None, negative=negative, starts=starts, clip=clip, contrast=contrast, auto=auto,
                      **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out, progress))

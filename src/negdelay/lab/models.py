@@ -48,6 +48,7 @@ def _quiet() -> None:
     except ImportError:
         pass
     warnings.filterwarnings("ignore", category=FutureWarning, module="diffusers")
+    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)  # we say why it fails
 
 
 def _torch_dtype(name: str):
@@ -112,10 +113,11 @@ def _load_external(cfg: Common, dtype):
         try:
             pipe = StableDiffusionPipeline.from_single_file(str(path), **kwargs)
         except Exception as e:  # noqa: BLE001 - every loader failure becomes one clear message
+            why, architecture = checkpoint_failure(path, e)
             raise LabError(
-                f"model: could not load single-file checkpoint {str(path)!r}: {type(e).__name__}: {_short(e)}"
-                + ("" if cfg.single_file_config else
-                   " (offline, give single_file_config: a local diffusers folder of the same architecture)")
+                f"model: could not load single-file checkpoint {str(path)!r}: {why}"
+                + (" (offline, give single_file_config: a local diffusers folder of the same architecture)"
+                   if architecture and not cfg.single_file_config else "")
             ) from None
         return pipe, path.stem
     if path.is_dir():
@@ -140,6 +142,45 @@ def _load_external(cfg: Common, dtype):
     if family_for(pipe) is None:
         raise LabError(f"model: {type(pipe).__name__} is not a pipeline family the delayed-negative callback serves")
     return pipe, path.name if local else model.split("/")[-1]
+
+
+def checkpoint_failure(path: Path, error: BaseException) -> tuple[str, bool]:
+    """Why loading a single-file checkpoint failed, in words, from the root of the exception chain (diffusers
+    wraps torch's reason into "Unable to load weights ..."); and whether it is about telling the architecture."""
+    chain: list[BaseException] = []
+    e: BaseException | None = error
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    root = chain[-1]
+    text = " ".join(str(root).split())
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        size, head = -1, b""
+    if size == 0:
+        return "the file is empty", False
+    if isinstance(root, EOFError) or "Ran out of input" in text:
+        return "the file ends early (cut short by a copy or download?)", False
+    what = re.search(r"GLOBAL ([\w.]+)", text)
+    if what:
+        return (f"it holds Python objects besides tensors (it calls {what.group(1)}), which loading could run as "
+                "code; pickles are read with torch's weights-only loader, which refuses them: convert the file to "
+                ".safetensors where you trust it"), False
+    if head.startswith(b"PK\x03\x04") and ("zip" in text.lower() or "central directory" in text):
+        return f"its zip archive (torch.save's format) is damaged or cut short: {_short(root, 120)}", False
+    if head[:1] == b"\x80" and ("Weights only load failed" in text or "Unsupported operand" in text
+                                or type(root).__name__ == "UnpicklingError"):
+        return (f"it is a pickle that torch's weights-only loader cannot read ({_short(root, 120)}): not a "
+                "torch.save checkpoint of tensors; convert it to .safetensors where you trust it"), False
+    if not head.startswith(b"PK") and head[:1] != b"\x80":
+        return f"it is not a PyTorch checkpoint: neither a zip archive nor a pickle (first bytes {head!r})", False
+    if type(root).__name__ in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or "outgoing traffic" in text:
+        return ("diffusers could not tell which model it is from its weights without downloading a config "
+                "(are these Stable Diffusion 1.x/2.x weights?)"), True
+    return f"{type(root).__name__}: {_short(root)}", True
 
 
 def _short(e: Exception, n: int = 300) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
-from .outputs import RunFolder, atomic_write, write_json, write_text
+from .outputs import LOCK_NAME, RunFolder
 
 
 # -------------------------------------------------------------------------------------------------------------- grid
@@ -167,9 +167,8 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
                  note=("Each row starts from one seed's noise; columns differ only by the negative.\n"
                        + ("Under each image the toy world's judge: red 'dot' = the accessory the negative names is there."
                           if detector else "")).strip())
-        gpath = root / name / "grid.png"
-        atomic_write(gpath, _png(g))
-        grids.append(gpath)
+        folder.write(f"{name}/grid.png", _png(g))
+        grids.append(root / name / "grid.png")
         files.append({"path": f"{name}/grid.png", "what": "grid: rows = seeds, columns = no / stock / delayed negative",
                       "pair": name})
         col_summary = {c.id: {"label": c.label, "schedule": c.schedule, **M.summarize(per_col[c.id])} for c in cols}
@@ -183,8 +182,8 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
     if len(by_pair) > 1:
         summary["all_pairs"] = {k: {"label": labels[k], **M.summarize(v)} for k, v in pooled.items()}
         md += ["## All pairs", ""] + _table([(s["label"], s) for s in summary["all_pairs"].values()], detector) + [""]
-    write_json(root / "summary.json", summary)
-    write_text(root / "summary.md", "\n".join(md))
+    folder.write_json("summary.json", summary)
+    folder.write_text("summary.md", "\n".join(md))
     files += [{"path": "summary.json", "what": "per-pair, per-column metrics with 95% intervals"},
               {"path": "summary.md", "what": "the same as Markdown tables, with the grids"}] + bookkeeping(root)
     folder.write_manifest(files, {"command": "compare", "units": sorted(records)})
@@ -213,8 +212,8 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
                "reference": {c.id: {"label": c.label, **M.summarize(per_col[c.id])} for c in cols if c.kind != "delayed"},
                "starts": [{"value": c.value, "start_step": c.start_step, **M.summarize(per_col[c.id])}
                           for c in cols if c.kind == "delayed"]}
-    write_json(root / "summary.json", summary)
-    _write_csv(root / "results.csv", csv_rows)
+    folder.write_json("summary.json", summary)
+    _write_csv(folder, "results.csv", csv_rows)
     flat = []
     for s in summary["starts"]:
         row = {"start_" + cfg.starts.kind: s["value"], "start_step": s["start_step"], "n": s["n"]}
@@ -223,9 +222,9 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
                 key = "rate" if m in M.RATE_METRICS else "mean"
                 row.update({m: s[m][key], f"{m}_low": s[m]["low"], f"{m}_high": s[m]["high"]})
         flat.append(row)
-    _write_csv(root / "summary.csv", flat)
+    _write_csv(folder, "summary.csv", flat)
     plot = root / "sweep.png"
-    atomic_write(plot, sweep_plot(summary, detector))
+    folder.write("sweep.png", sweep_plot(summary, detector))
     files += [{"path": "results.csv", "what": "one row per image: seed, start, metrics"},
               {"path": "summary.csv", "what": "one row per start: metrics with 95% intervals"},
               {"path": "summary.json", "what": "per-start and reference (no / stock negative) metrics with 95% intervals"},
@@ -236,7 +235,9 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
 
 def bookkeeping(root: Path) -> list[dict]:
     """Manifest entries for the run's own bookkeeping files."""
-    out = [{"path": "run.json", "what": "the command and its settings"}]
+    out = [{"path": "run.json", "what": "the command, its settings and the run's id"}]
+    if (root / LOCK_NAME).is_file():
+        out.append({"path": LOCK_NAME, "what": "the run's lock: one process at a time works here (names the last holder)"})
     out += [{"path": f"records/{p.name}", "what": "record of one finished unit of work (its images and metrics)"}
             for p in sorted((root / "records").glob("*.json"))]
     out += [{"path": f"processes/{p.name}", "what": "audit log: the units this process rendered"}
@@ -244,7 +245,7 @@ def bookkeeping(root: Path) -> list[dict]:
     return out
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _write_csv(folder: RunFolder, rel: str, rows: list[dict]) -> None:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
@@ -252,7 +253,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
     w.writerows(rows)
-    atomic_write(path, buf.getvalue().encode())
+    folder.write(rel, buf.getvalue().encode())
 
 
 def sweep_plot(summary: dict, detector: bool) -> bytes:

@@ -14,8 +14,10 @@ process ``i % num_processes``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import numpy as np
 from .. import schedule as sch
 from .config import CompareConfig, Common, GenerateConfig, Schedule, SweepConfig
 from .models import LabError, Loaded, check_ti_tokens, load
-from .outputs import RunFolder, atomic_write, clean_temporaries, infotext, png_bytes
+from .outputs import RunFolder, infotext, png_bytes
 from . import metrics as M
 
 
@@ -224,6 +226,15 @@ def execute(folder: RunFolder, units: list[Unit], dist: Dist, progress: bool, ti
     return {u.id: records[u.id] for u in units}
 
 
+_live: list = []  # the progress display shown now, if any
+
+
+def stop_display() -> None:
+    """Stop the progress display (restores the terminal's cursor): for a Ctrl-C handler that ends the process."""
+    for bar in list(_live):
+        bar.stop()
+
+
 class _progress:
     def __init__(self, enabled: bool, dist: Dist, title: str, total: int, skipped: int):
         self.enabled, self.dist, self.title, self.total, self.skipped = enabled, dist, title, total, skipped
@@ -236,6 +247,7 @@ class _progress:
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeRemainingColumn(), transient=False)
             self.bar.start()
+            _live.append(self.bar)
             desc = self.title + (f" [process {self.dist.rank + 1}/{self.dist.world}]" if self.dist.world > 1 else "")
             if self.skipped:
                 desc += f" (resuming: {self.skipped} done before)"
@@ -246,37 +258,58 @@ class _progress:
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.stop()
+            _live.remove(self.bar)
         return False
 
 
-def open_run(cfg: Common, command: str, dist: Dist) -> RunFolder:
-    folder = RunFolder(cfg.out)
+def say(message: str) -> None:
+    """A line for the person at the terminal (stderr), e.g. that the run waits for another process."""
+    print(f"negdelay: {message}", file=sys.stderr, flush=True)
+
+
+def run_settings(cfg: Common) -> dict:
+    """What ``run.json`` records of a run's settings (a resume must match them): the validated settings but the
+    ones that do not change the output, and a fingerprint of the model files."""
     from .models import fingerprint
 
-    settings = cfg.model_dump(mode="json", exclude={"progress", "threads", "out"})
+    settings = cfg.model_dump(mode="json", exclude={"progress", "threads", "out", "wait_lock"})
     settings["model_files"] = fingerprint(cfg)
+    return settings
+
+
+@contextlib.contextmanager
+def open_run(cfg: Common, command: str, dist: Dist, folders=()):
+    """The run folder, prepared and locked for this run (the main process holds the lock until the block ends);
+    this run's leftover temporaries removed from its folders: the root, ``records`` and ``folders``."""
+    folder = RunFolder(cfg.out)
+    settings = run_settings(cfg)
     error = None
     if dist.main:
         try:
-            folder.prepare(command, settings, main=True)
-            clean_temporaries(folder.root)
+            folder.prepare(command, settings, main=True, wait=cfg.wait_lock, say=say)
+            folder.clean_temporaries(folders)
         except LabError as e:
+            folder.release()
             error = e  # meet the others at the barrier first, so that they do not wait for ever
-    dist.barrier()
-    if error is not None:
-        raise error
-    if not dist.main:
-        if not (folder.root / "run.json").is_file():
-            raise LabError(f"out: the main process could not prepare {str(folder.root)!r} (see its error)")
-        folder.prepare(command, settings, main=False)
-    return folder
+    try:
+        dist.barrier()
+        if error is not None:
+            raise error
+        if not dist.main:
+            folder.prepare(command, settings, main=False)
+        yield folder
+    finally:
+        folder.release()
 
 
-def start(cfg: Common, negatives: list[str]) -> tuple[Loaded, Dist]:
-    """Checks that need no model, then the model (and the CLIP model, if any: ``loaded.clip``). Nothing is written
-    before every check passed."""
+def start(cfg: Common, command: str, negatives: list[str]) -> tuple[Loaded, Dist]:
+    """Checks that need no model (the output folder among them: not a folder of the user's, not another run, not in
+    use), then the model (and the CLIP model, if any: ``loaded.clip``). Nothing is written before every check
+    passed."""
     check_ti_tokens(cfg, negatives)
     dist = Dist(cfg.device)
+    if dist.main:
+        RunFolder(cfg.out).check(command, run_settings(cfg), wait=cfg.wait_lock, say=say)
     if dist.device != cfg.device:
         cfg = cfg.model_copy(update={"device": dist.device})
     loaded = load(cfg)
@@ -292,10 +325,10 @@ def slug(text: str, n: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n] or "x"
 
 
-def save_png(path: Path, image: np.ndarray, text: str) -> None:
+def save_png(folder: RunFolder, rel: str, image: np.ndarray, text: str) -> None:
     from PIL import Image
 
-    atomic_write(path, png_bytes(Image.fromarray(image), text))
+    folder.write(rel, png_bytes(Image.fromarray(image), text))
 
 
 # ----------------------------------------------------------------------------------------------------------- compare
@@ -310,7 +343,7 @@ class CompareResult:
 def compare(cfg: CompareConfig) -> CompareResult:
     """``negdelay compare``: for each pair and seed, no negative / stock / delayed columns from one initial noise."""
     t0 = time.perf_counter()
-    loaded, dist = start(cfg, [p.negative for p in cfg.pairs])
+    loaded, dist = start(cfg, "compare", [p.negative for p in cfg.pairs])
     run = run_facts_for(loaded.pipe, cfg.steps, any(s.start.kind == "sigma" or (s.stop and s.stop.kind == "sigma")
                                                      for s in cfg.schedules))
     detector = cfg.uses_detector()
@@ -318,7 +351,6 @@ def compare(cfg: CompareConfig) -> CompareResult:
     columns_of = {}
     for p, name in zip(cfg.pairs, pair_names):
         columns_of[name] = [NONE, stock_column()] + [delayed_column(s, p.negative, run) for s in cfg.schedules]
-    folder = open_run(cfg, "compare", dist)
 
     def work(p, name, seeds):
         def go() -> dict:
@@ -331,7 +363,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
                 entries = []
                 for im, c, s in zip(ims, cols, score(ims, cols, p.prompt, detector, loaded.clip, p.negative)):
                     rel = f"{name}/seed-{seed}_{c.id}.png"
-                    save_png(folder.root / rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed, im))
+                    save_png(folder, rel, im, info_for(loaded, cfg, p.prompt, p.negative, c, seed, im))
                     entries.append({"file": rel, "column": c.id, "label": c.label, "schedule": c.schedule,
                                     "start_step": c.start_step, "metrics": s})
                 rows.append({"seed": seed, "images": entries})
@@ -342,12 +374,13 @@ def compare(cfg: CompareConfig) -> CompareResult:
     groups = [cfg.seeds[i : i + k] for i in range(0, len(cfg.seeds), k)]
     units = [Unit(f"{name}__seed-{'-'.join(map(str, g))}", work(p, name, g))
              for p, name in zip(cfg.pairs, pair_names) for g in groups]
-    records = execute(folder, units, dist, cfg.progress, "compare")
-    result = CompareResult(folder.root, {})
-    if dist.main:
-        from .report import compare_report
+    with open_run(cfg, "compare", dist, pair_names) as folder:
+        records = execute(folder, units, dist, cfg.progress, "compare")
+        result = CompareResult(folder.root, {})
+        if dist.main:
+            from .report import compare_report
 
-        result.summary, result.grids = compare_report(folder, cfg, loaded, columns_of, records, detector)
+            result.summary, result.grids = compare_report(folder, cfg, loaded, columns_of, records, detector)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -393,11 +426,10 @@ def sweep_columns(cfg: SweepConfig, run: sch.Run) -> list[Column]:
 def sweep(cfg: SweepConfig) -> SweepResult:
     """``negdelay sweep``: every start point x every seed; the start points of one seed are rows of one call."""
     t0 = time.perf_counter()
-    loaded, dist = start(cfg, [cfg.negative])
+    loaded, dist = start(cfg, "sweep", [cfg.negative])
     run = run_facts_for(loaded.pipe, cfg.steps, cfg.starts.kind == "sigma")
     cols = sweep_columns(cfg, run)
     detector = cfg.uses_detector()
-    folder = open_run(cfg, "sweep", dist)
 
     def work(seed):
         def go() -> dict:
@@ -407,19 +439,20 @@ def sweep(cfg: SweepConfig) -> SweepResult:
             entries = []
             for im, c, s in zip(images, cols, scores):
                 rel = f"images/seed-{seed}_{c.id}.png"
-                save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, cfg.negative, c, seed, im))
+                save_png(folder, rel, im, info_for(loaded, cfg, cfg.prompt, cfg.negative, c, seed, im))
                 entries.append({"file": rel, "column": c.id, "kind": c.kind, "value": c.value,
                                 "start_step": c.start_step, "metrics": s})
             return {"seed": seed, "images": entries}
         return go
 
     units = [Unit(f"seed-{seed}", work(seed)) for seed in cfg.seeds]
-    records = execute(folder, units, dist, cfg.progress, f"sweep ({len(cols)} rows per call)")
-    result = SweepResult(folder.root, {})
-    if dist.main:
-        from .report import sweep_report
+    with open_run(cfg, "sweep", dist, ["images"]) as folder:
+        records = execute(folder, units, dist, cfg.progress, f"sweep ({len(cols)} rows per call)")
+        result = SweepResult(folder.root, {})
+        if dist.main:
+            from .report import sweep_report
 
-        result.summary, result.plot = sweep_report(folder, cfg, loaded, cols, records, detector, run)
+            result.summary, result.plot = sweep_report(folder, cfg, loaded, cols, records, detector, run)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -448,7 +481,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     """``negdelay generate``: one prompt, one delayed negative, one image per seed."""
     t0 = time.perf_counter()
     negative_text = cfg.negative if cfg.negative is not None else cfg.a1111
-    loaded, dist = start(cfg, [negative_text])
+    loaded, dist = start(cfg, "generate", [negative_text])
     if cfg.a1111 is not None:
         pipe_negative, callback = a1111_callback(cfg.a1111, cfg.steps, loaded.pipe)
         column = Column("a1111", "A1111 negative", "a1111", schedule="A1111 prompt editing (Negative prompt as A1111 reads it)")
@@ -459,7 +492,6 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
                             (cfg.schedule.stop is not None and cfg.schedule.stop.kind == "sigma"))
         column = delayed_column(cfg.schedule, cfg.negative, run)
         callback, segments = None, list(column.segments)
-    folder = open_run(cfg, "generate", dist)
 
     def work(seed):
         def go() -> dict:
@@ -476,20 +508,21 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
                                   callback_on_step_end=cb, output_type="np")
             im = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
             rel = f"{slug(cfg.prompt)}_seed-{seed}.png"
-            save_png(folder.root / rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed, im))
+            save_png(folder, rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed, im))
             return {"seed": seed, "images": [{"file": rel, "column": column.id, "schedule": column.schedule}]}
         return go
 
     units = [Unit(f"seed-{seed}", work(seed)) for seed in cfg.seeds]
-    records = execute(folder, units, dist, cfg.progress, "generate")
-    files = [folder.root / e["file"] for r in records.values() for e in r["images"]]
-    if dist.main:
-        from .report import bookkeeping
+    with open_run(cfg, "generate", dist) as folder:
+        records = execute(folder, units, dist, cfg.progress, "generate")
+        files = [folder.root / e["file"] for r in records.values() for e in r["images"]]
+        if dist.main:
+            from .report import bookkeeping
 
-        folder.write_manifest(
-            [{"path": e["file"], "what": "image", "seed": r["seed"], "schedule": e["schedule"]}
-             for r in records.values() for e in r["images"]]
-            + bookkeeping(folder.root),
-            {"command": "generate"},
-        )
+            folder.write_manifest(
+                [{"path": e["file"], "what": "image", "seed": r["seed"], "schedule": e["schedule"]}
+                 for r in records.values() for e in r["images"]]
+                + bookkeeping(folder.root),
+                {"command": "generate"},
+            )
     return GenerateResult(folder.root, files, time.perf_counter() - t0)
