@@ -41,6 +41,17 @@ __all__ = ["delayed_negative", "per_step", "schedule", "segments", "unescape"]
 _WHEN = re.compile(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*")
 _AND = re.compile(r"\bAND\b")
 _MAX_DEPTH = 100
+_SHOWN = 80  # a prompt longer than this is shown in errors as a short excerpt around the position
+
+
+def _shown(text: str, at: int) -> str:
+    """The prompt for an error message: itself when short; else its length and an excerpt around position ``at``
+    (a 10,000-character prompt is not repeated in full)."""
+    if len(text) <= _SHOWN:
+        return repr(text)
+    a, b = max(0, at - _SHOWN // 2), min(len(text), at + _SHOWN // 2)
+    excerpt = ("..." if a else "") + text[a:b] + ("..." if b < len(text) else "")
+    return f"({len(text)} characters; around position {at}: {excerpt!r})"
 
 
 # -- the tree ------------------------------------------------------------------------------------------------
@@ -82,7 +93,7 @@ class _Parser:
         self.group_end: dict[int, int] = {}  # position of '(' / '[' -> position after its closing bracket
 
     def error(self, what: str, at: int) -> ValueError:
-        return ValueError(f"A1111 negative prompt {self.text!r}: {what} at position {at}")
+        return ValueError(f"A1111 negative prompt {_shown(self.text, at)}: {what} at position {at}")
 
     def parse(self) -> list:
         nodes = self.sequence(closer=None)
@@ -238,7 +249,7 @@ def _parse(text: object, steps: object) -> tuple[list, list[_Edit]]:
     m = _AND.search(text)
     if m:
         raise ValueError(
-            f"A1111 negative prompt {text!r}: 'AND' at position {m.start()} is not supported (A1111 uses AND to "
+            f"A1111 negative prompt {_shown(text, m.start())}: 'AND' at position {m.start()} is not supported (A1111 uses AND to "
             "compose positive prompts; in a negative prompt it is just a word to A1111). Write it in lower case "
             "or leave it out"
         )
