@@ -95,7 +95,7 @@ def test_start_past_the_end_never_switches():
 @pytest.mark.parametrize(
     "kwargs, error, text",
     [
-        (dict(), ValueError, "exactly one of start_step, start_fraction, start_sigma; got none"),
+        (dict(), ValueError, "exactly one of start_step, start_fraction, start_sigma, start_percent; got none"),
         (dict(step=1, fraction=0.5), ValueError, "got start_step, start_fraction"),
         (dict(step=-1), ValueError, "start_step must be >= 0"),
         (dict(step=1.5), TypeError, "start_step must be an int"),

@@ -16,6 +16,7 @@ each gets exactly the images it gets alone (docs/semantics.md, "Concurrency").
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Hashable, Sequence
 
@@ -393,7 +394,7 @@ def register(family: Family, cls: type[DelayedNegativeBase]) -> None:
 
 
 def callback_class(family: Family) -> type[DelayedNegativeBase]:
-    from .families import callbacks  # noqa: F401 - registers DelayedNegativeXL and DelayedNegativeSD3
+    importlib.import_module(".families.callbacks", __package__)  # registers DelayedNegativeXL and DelayedNegativeSD3
 
     if family.name not in _CLASSES:
         _CLASSES[family.name] = type(f"DelayedNegative_{family.name}", (DelayedNegativeBase,), {"family": family})

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..schedule import Run
+from ..schedule import NoiseAxis, Run
 
 
 class Family:
@@ -47,7 +47,34 @@ def lora_scale(pipeline):
     return kwargs.get("scale", None) if kwargs else None
 
 
-def run_facts(pipeline, need_sigmas: bool, begin: int | None = None) -> Run:
+def noise_axis(scheduler) -> NoiseAxis:
+    """The scheduler's training noise axis, for ComfyUI's percents: the training sigmas of its ``alphas_cumprod``
+    (discrete models), or the static shift of a flow-matching scheduler. A ``ValueError`` naming
+    ``start_percent`` / ``stop_percent`` for a scheduler that has neither."""
+    name = type(scheduler).__name__
+    config = getattr(scheduler, "config", {})
+    acp = getattr(scheduler, "alphas_cumprod", None)
+    flow = "FlowMatch" in name or bool(config.get("use_flow_sigmas", False))
+    if acp is not None and not flow:
+        values = [float(a) for a in acp.tolist()]
+        return NoiseAxis("discrete", tuple(math.sqrt((1 - a) / a) for a in values))
+    if flow:
+        if config.get("use_dynamic_shifting", False):
+            raise ValueError(
+                f"start_percent / stop_percent: {name} uses dynamic shifting (its shift depends on each call's image "
+                "size and is not kept), so a percent has no fixed noise level; give start_sigma / stop_sigma instead"
+            )
+        shift = getattr(scheduler, "shift", None)
+        shift = config.get("flow_shift", 1.0) if config.get("use_flow_sigmas", False) else (
+            shift if shift is not None else config.get("shift", 1.0))
+        return NoiseAxis("flow", shift=float(shift))
+    raise ValueError(
+        f"start_percent / stop_percent: {name} has no training noise schedule (alphas_cumprod) and is not a "
+        "flow-matching scheduler, so a percent cannot be converted to a noise level; give start_sigma / stop_sigma"
+    )
+
+
+def run_facts(pipeline, need_sigmas: bool, begin: int | None = None, need_axis: bool = False) -> Run:
     """Read the facts of the running call from the pipeline and its scheduler (call it at the first step).
 
     The loop's timesteps are always a suffix of ``scheduler.timesteps`` (img2img drops the first
@@ -81,4 +108,5 @@ def run_facts(pipeline, need_sigmas: bool, begin: int | None = None) -> Run:
             raise ValueError(
                 f"{type(sched).__name__} has neither sigmas nor alphas_cumprod: use start_step or start_fraction"
             )
-    return Run(n_iterations=n_iter, n_steps=n_steps, order=int(sched.order), sigmas=sigmas)
+    axis = noise_axis(sched) if need_axis else None
+    return Run(n_iterations=n_iter, n_steps=n_steps, order=int(sched.order), sigmas=sigmas, axis=axis)

@@ -52,6 +52,9 @@ def apply(
     stop_step: int | Sequence[int] | None = None,
     stop_fraction: float | Sequence[float] | None = None,
     stop_sigma: float | Sequence[float] | None = None,
+    start_percent: float | Sequence[float] | None = None,
+    stop_percent: float | Sequence[float] | None = None,
+    before: str = "unconditional",
     segments=None,
     **more_prompts,
 ) -> Applied:
@@ -62,6 +65,12 @@ def apply(
     ``encode_prompt`` and the arguments of each call (``max_sequence_length``, ``clean_caption``, ...).
     Applying again replaces the earlier schedule (idempotent); ``remove(pipeline)`` restores the stock pipeline.
     Returns a context manager.
+
+    ``before="no_cfg"``: outside the negative's window (from step 0 to the start, and from a stop on) the
+    unconditional pass is given the conditional pass's text inputs, so its prediction equals the conditional one
+    and guidance returns the conditional prediction alone (A1111's "Ignore negative prompt during early
+    sampling"). The pass is still computed (and its result discarded by the guidance formula): no time is saved.
+    ``start_percent`` / ``stop_percent``: ComfyUI's percents of the model's noise axis (docs/semantics.md).
     """
     declaration = declaration_for(pipeline)
     if declaration is None:
@@ -75,10 +84,11 @@ def apply(
             f"apply() got unknown arguments {unknown} for {type(pipeline).__name__}; allowed extra negatives: "
             f"{list(declaration.prompts)}"
         )
-    start = sch.point_from("start", start_step, start_fraction, start_sigma, required=segments is None)
-    stop = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, required=False)
+    sch.check_before(before)
+    start = sch.point_from("start", start_step, start_fraction, start_sigma, start_percent, required=segments is None)
+    stop = sch.point_from("stop", stop_step, stop_fraction, stop_sigma, stop_percent, required=False)
     more = {name: more_prompts.get(name) for name in declaration.prompts}
-    rows, texts = _rows(negative_prompt, more, start, stop, segments)
+    rows, texts = _rows(negative_prompt, more, start, stop, segments, before)
     models = [(name, getattr(pipeline, name, None)) for name in declaration.denoisers]
     if models[0][1] is None:
         raise ValueError(f"{type(pipeline).__name__} has no {declaration.denoisers[0]}: nothing to hook")
@@ -121,17 +131,22 @@ def is_applied(pipeline) -> bool:
     return _ATTRIBUTE in pipeline.__dict__
 
 
-def _rows(negative_prompt, more: dict, start, stop, segments) -> tuple[list[list[tuple[sch.Point, int]]], list[tuple]]:
-    """Per-entry schedules with keys = index into the list of texts to encode, and that list (tuples per encoder)."""
+def _rows(negative_prompt, more: dict, start, stop, segments,
+          before: str = "unconditional") -> tuple[list[list[tuple[sch.Point, int]]], list[tuple]]:
+    """Per-entry schedules with keys = index into the list of texts to encode (or None / ``CONDITIONAL``), and that
+    list (tuples per encoder)."""
     if segments is not None:
         if negative_prompt is not None or start or stop or any(v is not None for v in more.values()):
             raise ValueError("segments carry their own texts and points: give no negative_prompt, start_*, stop_*")
-        texts = list(dict.fromkeys(t for seg in segments for _, t in seg if t is not None))
+        if before != "unconditional":
+            raise ValueError("before: segments carry their own early behaviour (a (Point, schedule.CONDITIONAL) "
+                             "segment turns CFG off); give before= with start_*/stop_* only")
+        texts = list(dict.fromkeys(t for seg in segments for _, t in seg if t not in sch.OWN))
         for t in texts:
             if not isinstance(t, str):
                 raise TypeError(f"segments: texts must be str or None, got {t!r}")
         index = {t: j for j, t in enumerate(texts)}
-        rows = [[(p, None if t is None else index[t]) for p, t in seg] for seg in segments]
+        rows = [[(p, t if t in sch.OWN else index[t]) for p, t in seg] for seg in segments]
         if not rows:
             raise ValueError("segments must hold at least one row")
         return rows, [(t,) * (1 + len(more)) for t in texts]
@@ -164,4 +179,4 @@ def _rows(negative_prompt, more: dict, start, stop, segments) -> tuple[list[list
     for a, b in zip(starts, stops):
         if b is not None and a.kind == b.kind == "step" and b.value <= a.value:
             raise ValueError(f"stop_step must be after start_step; got start {a.value}, stop {b.value}")
-    return [sch.window(a, k, b) for k, a, b in zip(keys, starts, stops)], texts
+    return [sch.window(a, k, b, before) for k, a, b in zip(keys, starts, stops)], texts

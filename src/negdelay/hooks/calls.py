@@ -41,6 +41,7 @@ class CallState(BaseState):
         self.calls: dict[str, int] = {}  # denoiser -> calls made (schedulers without step_index)
         self.in_step: dict[str, tuple] = {}  # denoiser -> (iteration, calls in it) for ordered mode
         self.guided: dict[str, bool] = {}  # denoiser -> guidance decision (batched mode)
+        self.conditional: dict[str, tuple] = {}  # denoiser -> (iteration, text inputs) of its last conditional pass
         self.uncond_seen = False
         self.warned = False
 

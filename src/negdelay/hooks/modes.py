@@ -95,6 +95,7 @@ class ContextHook(DelayedNegativeHook):
     def unconditional(self, call, it, args, kwargs):
         context = self.context._context
         if context is None or context.name != self.session.declaration.context:
+            self.session.seen_conditional(call, self.denoiser, it, kwargs)
             self.session.no_unconditional(call, it)
             return None
         return count(get_input(kwargs, self.session.declaration.inputs[0])), None
@@ -107,6 +108,8 @@ class OrderedHook(DelayedNegativeHook):
         last, calls = call.in_step.get(self.denoiser, (None, 0))
         calls = calls + 1 if last == it else 0
         call.in_step[self.denoiser] = (it, calls)
+        if calls == 0:
+            self.session.seen_conditional(call, self.denoiser, it, kwargs)
         if calls != 1:
             self.session.no_unconditional(call, it)
             return None

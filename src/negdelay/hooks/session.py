@@ -158,8 +158,8 @@ class Session:
         """The conditional pass's text inputs for the rows of this unconditional pass: the conditional block of this
         call (batched: the first block that is not unconditional), or the conditional call of this step."""
         if blocks is not None:
-            count, uncond = blocks
-            b = next(b for b in range(count) if b not in uncond)
+            n_blocks, uncond = blocks
+            b = next(b for b in range(n_blocks) if b not in uncond)
             return {n: None if t is None else t[b * n_rows : (b + 1) * n_rows] for n, t in current.items()}
         seen = call.conditional.get(denoiser)
         name = type(self.pipeline).__name__
