@@ -221,3 +221,30 @@ def test_set_sampler_keeps_sd_latents_unclipped():
     assert pipe.scheduler.config.clip_sample is True
     P.set_sampler(pipe, "euler")
     assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"
+
+
+def test_early_behaviour_rows_are_the_paired_renders(tmp_path):
+    """``Cell(no_cfg=True)``: rows "no_cfg:k" (CFG off before k, the negative from k) and "no_cfg_only:k" (CFG off
+    before k, then CFG against the empty prompt) equal ``negdelay.apply(..., before="no_cfg")`` renders of one image
+    up to float noise; a cell without them writes the same cell.json as before the option existed."""
+    import negdelay
+
+    pipe = tiny_sd()
+    cell = P.Cell("c", 6, (2,), (11, 12), PROMPTS, NEG, no_cfg=True)
+    assert cell.rows == ["none", "stock", 2, "no_cfg:2", "no_cfg_only:2"]
+    recs = P.run_cell(pipe, cell, tmp_path, fake_scorer)
+    ims = P.load_images(tmp_path, "c")
+    for r, im in zip(recs, ims):
+        kind, k = P.parse_row(r["row"])
+        if kind not in (P.NO_CFG, P.NO_CFG_ONLY):
+            continue
+        with negdelay.apply(pipe, NEG if kind == P.NO_CFG else "", start_step=k, before="no_cfg"):
+            ref = render_one(pipe, r["prompt"], r["seed"], 6)
+        assert np.abs(im.astype(int) - ref.astype(int)).max() <= 1, r
+    by = {(r["seed"], r["row"]): im for r, im in zip(recs, ims)}
+    assert not np.array_equal(by[(11, 2)], by[(11, "no_cfg:2")])
+    assert not np.array_equal(by[(11, "no_cfg:2")], by[(11, "no_cfg_only:2")])
+    assert "no_cfg" not in P.Cell("d", 6, (2,), (1,), PROMPTS, NEG).meta()
+    assert R.row_order(recs) == cell.rows
+    with pytest.raises(ValueError, match="unknown row label"):
+        P.parse_row("later:3")

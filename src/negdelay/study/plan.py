@@ -28,6 +28,15 @@ FULL_STARTS = tuple(range(1, 20))
 STEP_PROBES_50 = (5, 10, 13, 17, 20, 33)
 
 
+#: question 6 (early behaviour): starts at these fractions of the run, the range the study recommends (0.1-0.3) and
+#: one later start
+EARLY_FRACTIONS = (0.1, 0.2, 0.3, 0.5)
+
+
+def early_starts(steps: int) -> tuple[int, ...]:
+    return tuple(sorted({max(1, int(f * steps)) for f in EARLY_FRACTIONS}))
+
+
 def frac_starts(steps: int, extra: tuple[int, ...] = ()) -> tuple[int, ...]:
     return tuple(sorted({max(1, int(f * steps)) for f in FRACTIONS} | set(extra)))
 
@@ -50,9 +59,13 @@ def cells(seeds=SEEDS) -> dict[str, Cell]:
     out["seed-exp2"] = Cell("seed-exp2", 50, (4,), seeds, PLAIN, NEG, sampler="pndm")
     out["seed-exp1"] = Cell("seed-exp1", 50, (4,), seeds, PLAIN, GENERIC, sampler="pndm")
     out["seed-exp3"] = Cell("seed-exp3", 50, (4,), seeds, NAMED, GENERIC, sampler="pndm")
+    # question 6: at the same start, CFG against the empty prompt before it (the default) vs CFG off before it
+    # (A1111's "Ignore negative prompt during early sampling"), DDIM at 20 and 50 steps, the same fractions
+    for n in (20, 50):
+        out[f"q6-ddim-{n}"] = Cell(f"q6-ddim-{n}", n, early_starts(n), seeds, PLAIN, NEG, sampler="ddim", no_cfg=True)
     return out
 
 
 #: order of the final runs (most important first), so a run cut short still answers the main questions
 ORDER = ("ddim-20-full", "pndm-20", "euler-20", "dpm++2m-20", "pndm-50", "ddim-50", "seed-exp3", "seed-exp1",
-         "euler-50", "dpm++2m-50")
+         "euler-50", "dpm++2m-50", "q6-ddim-20", "q6-ddim-50")

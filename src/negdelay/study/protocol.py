@@ -24,6 +24,29 @@ import numpy as np
 from ..schedule import Point
 
 NONE, STOCK = "none", "stock"
+#: row label prefixes of the early-behaviour rows (``Cell.no_cfg``): ``"no_cfg:k"`` = CFG off before step k, the
+#: negative from k on; ``"no_cfg_only:k"`` = CFG off before step k, then CFG against the empty prompt (its twin
+#: without the negative)
+NO_CFG, NO_CFG_ONLY = "no_cfg", "no_cfg_only"
+
+
+def early_row(kind: str, k: int) -> str:
+    return f"{kind}:{k}"
+
+
+def parse_row(row) -> tuple[str, int | None]:
+    """``(kind, start step)`` of a row label: ``("none", None)``, ``("stock", 0)``, ``("delayed", k)``,
+    ``("no_cfg", k)``, ``("no_cfg_only", k)``."""
+    if row == NONE:
+        return NONE, None
+    if row == STOCK:
+        return STOCK, 0
+    if isinstance(row, int):
+        return "delayed", row
+    kind, _, k = str(row).partition(":")
+    if kind not in (NO_CFG, NO_CFG_ONLY) or not k.isdigit():
+        raise ValueError(f"unknown row label {row!r}")
+    return kind, int(k)
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,7 @@ class Cell:
     rows_per_call: int = 64
     height: int | None = None
     width: int | None = None
+    no_cfg: bool = False  # also the early-behaviour rows "no_cfg:k" and "no_cfg_only:k" for every start k
 
     def __post_init__(self):
         if not self.seeds:
@@ -63,8 +87,18 @@ class Cell:
 
     @property
     def rows(self) -> list[str | int]:
-        """The row labels of one seed: ``"none"``, ``"stock"`` (if on), then the start steps."""
-        return [NONE] + ([STOCK] if self.stock else []) + list(self.starts)
+        """The row labels of one seed: ``"none"``, ``"stock"`` (if on), the start steps, then (``no_cfg``) the
+        early-behaviour rows of every start."""
+        early = [early_row(kind, k) for kind in (NO_CFG, NO_CFG_ONLY) for k in self.starts] if self.no_cfg else []
+        return [NONE] + ([STOCK] if self.stock else []) + list(self.starts) + early
+
+    def meta(self) -> dict:
+        """The settings written to ``cell.json`` (a field at its default that older cells lack is left out, so
+        that their folders still resume)."""
+        meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        if not self.no_cfg:
+            meta.pop("no_cfg")
+        return meta
 
     def prompt_of(self, j: int) -> str:
         return self.prompts[j % len(self.prompts)]
@@ -106,19 +140,22 @@ def to_uint8(images) -> np.ndarray:
 def render_rows(pipe, prompts: list[str], negative: str, rows: list[str | int], seeds: list[int], steps: int,
                 guidance: float, height=None, width=None, callback=None) -> np.ndarray:
     """One image per row (uint8, N x H x W x 3). Row ``r`` renders ``prompts[r]`` from seed ``seeds[r]``'s noise;
-    ``rows[r]`` is ``"none"``, ``"stock"``, a start step (int), or ``"callback"`` (the row is left to ``callback``,
-    which then applies to every row: give it only for batches of such rows)."""
+    ``rows[r]`` is ``"none"``, ``"stock"``, a start step (int), an early-behaviour row (``"no_cfg:k"``,
+    ``"no_cfg_only:k"``: the pipeline is given the prompt as that row's negative, so step 0 runs without CFG, and the
+    callback keeps CFG off until step k), or ``"callback"`` (the row is left to ``callback``, which then applies to
+    every row: give it only for batches of such rows)."""
     import torch
 
     from ..callback import DelayedNegative
 
-    if callback is None and any(isinstance(r, int) for r in rows):
-        segments = [[(Point("step", r), negative)] if isinstance(r, int) else [] for r in rows]
-        callback = DelayedNegative(segments=segments)
+    kinds = [(r, None) if r == "callback" else parse_row(r) for r in rows]
+    if callback is None and any(k not in (NONE, STOCK) for k, _ in kinds):
+        callback = DelayedNegative(segments=[_row_segments(kind, k, negative) for kind, k in kinds])
+    own = [negative if kind == STOCK else p if kind in (NO_CFG, NO_CFG_ONLY) else "" for (kind, _), p in zip(kinds, prompts)]
     with torch.no_grad():
         out = pipe(
             list(prompts),
-            negative_prompt=[negative if r == STOCK else "" for r in rows],
+            negative_prompt=own,
             num_inference_steps=steps,
             guidance_scale=guidance,
             height=height,
@@ -128,6 +165,17 @@ def render_rows(pipe, prompts: list[str], negative: str, rows: list[str | int], 
             output_type="np",
         )
     return to_uint8(out.images)
+
+
+def _row_segments(kind: str, k: int | None, negative: str) -> list:
+    """The callback segments of one row (``render_rows``)."""
+    from ..schedule import CONDITIONAL
+
+    if kind == "delayed":
+        return [(Point("step", k), negative)]
+    if kind in (NO_CFG, NO_CFG_ONLY):
+        return [(Point("step", 0), CONDITIONAL), (Point("step", k), negative if kind == NO_CFG else "")]
+    return []
 
 
 Scorer = Callable[[list[np.ndarray], list[str]], list[dict]]
@@ -158,7 +206,7 @@ def run_cell(pipe, cell: Cell, out: Path, scorer: Scorer, progress: bool = False
     set_sampler(pipe, cell.sampler)
     folder = Path(out) / cell.name
     folder.mkdir(parents=True, exist_ok=True)
-    meta = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cell).items()}
+    meta = cell.meta()
     meta_path = folder / "cell.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())

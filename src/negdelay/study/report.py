@@ -25,8 +25,10 @@ def by_seed(records: list[dict]) -> dict[int, dict]:
 
 
 def row_order(records: list[dict]) -> list:
+    """``none``, ``stock``, the start steps ascending, then the other rows (early behaviour) as they come."""
     rows = list(dict.fromkeys(r["row"] for r in records))
-    return [x for x in (NONE, STOCK) if x in rows] + sorted(x for x in rows if isinstance(x, int))
+    return [x for x in (NONE, STOCK) if x in rows] + sorted(x for x in rows if isinstance(x, int)) + [
+        x for x in rows if x not in (NONE, STOCK) and not isinstance(x, int)]
 
 
 def paired_diff(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -263,6 +265,10 @@ def num(m: dict | None, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def label(row) -> str:
+    if isinstance(row, str) and ":" in row:
+        kind, _, k = row.partition(":")
+        return {"no_cfg": f"CFG off before step {k}, negative from {k}",
+                "no_cfg_only": f"CFG off before step {k}, no negative"}.get(kind, row)
     return {NONE: "no negative", STOCK: "stock (step 0)"}.get(row, f"from step {row}")
 
 
