@@ -65,6 +65,6 @@ def animatediff(cls, full=False, **call):
 
 CASES = {
     "AnimateDiffPipeline": animatediff(AnimateDiffPipeline, full=True, num_frames=FRAMES),
-    "AnimateDiffVideoToVideoPipeline": animatediff(AnimateDiffVideoToVideoPipeline, video=[VIDEO, VIDEO[::-1]], strength=0.8,
-                                                   num_inference_steps=5),
+    "AnimateDiffVideoToVideoPipeline": animatediff(AnimateDiffVideoToVideoPipeline, video=[VIDEO, VIDEO[::-1]],
+                                                   strength=0.8, num_inference_steps=5),
 }

@@ -1,8 +1,8 @@
 """Tiny SD3 ControlNet pipelines (text-to-image, inpainting) on the components of tests/tiny_families.py
-``tiny_sd3``: a 2-layer transformer and a 1-layer ``SD3ControlNetModel`` (4 latent channels; inpainting: one extra mask channel) with its
-output blocks randomized (a fresh ControlNet's are zeros: its text rows would not reach the output). The default
-``force_zeros_for_pooled_projection`` stays on: the ControlNet's pooled projections are zeros, as with real
-checkpoints. 16x16 pixels, ``max_sequence_length=8``.
+``tiny_sd3``: a 2-layer transformer and a 1-layer ``SD3ControlNetModel`` (4 latent channels; inpainting: one extra
+mask channel) with its output blocks randomized (a fresh ControlNet's are zeros: its text rows would not reach the
+output). The default ``force_zeros_for_pooled_projection`` stays on: the ControlNet's pooled projections are zeros,
+as with real checkpoints. 16x16 pixels, ``max_sequence_length=8``.
 """
 
 from __future__ import annotations

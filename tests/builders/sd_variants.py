@@ -100,7 +100,8 @@ def upscale():
 def latent_upscale():
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        act_fn="gelu", attention_head_dim=8, norm_num_groups=None, block_out_channels=(32, 32, 64, 64),  # K-blocks: groups of 32
+        act_fn="gelu", attention_head_dim=8, norm_num_groups=None,
+        block_out_channels=(32, 32, 64, 64),  # K-blocks: groups of 32 channels
         time_cond_proj_dim=128 + 32, conv_in_kernel=1, conv_out_kernel=1, cross_attention_dim=32,
         down_block_types=("KDownBlock2D",) + ("KCrossAttnDownBlock2D",) * 3, in_channels=8, mid_block_type=None,
         only_cross_attention=False, out_channels=5, resnet_time_scale_shift="scale_shift",
@@ -147,7 +148,8 @@ def adapter():
     net = T2IAdapter(in_channels=3, channels=[8, 16], num_res_blocks=1, downscale_factor=2,
                      adapter_type="full_adapter").eval()
     # the adapter's features enter the first block before its downsampler (cross-attention block) and the last after
-    unet = _unet(down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    unet = _unet(down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
     pipe = StableDiffusionAdapterPipeline(vae=_vae(), unet=unet, adapter=net, scheduler=_ddim(),
                                           safety_checker=None, feature_extractor=None, requires_safety_checker=False,
                                           **_text())

@@ -1,8 +1,9 @@
 """Perturbed-attention guidance (PAG) variants of SD 1.x, SDXL, SD3, Kolors and AnimateDiff (and their ControlNet,
-img2img and inpaint forms), PixArt-Sigma, Sana and HunyuanDiT (their families' encoders). Batched: with CFG and PAG one denoiser call holds ``[unconditional, conditional,
-perturbed]`` blocks (the perturbed block is a conditional copy: kept); CFG alone ``[unconditional, conditional]``;
-PAG alone has no unconditional rows (not guided). A ControlNet gets every block (guess mode only zeroes its
-unconditional residuals). The SD-descended ones encode the negative through their own negative path."""
+img2img and inpaint forms), PixArt-Sigma, Sana and HunyuanDiT (their families' encoders). Batched: with CFG and PAG
+one denoiser call holds ``[unconditional, conditional, perturbed]`` blocks (the perturbed block is a conditional
+copy: kept); CFG alone ``[unconditional, conditional]``; PAG alone has no unconditional rows (not guided). A
+ControlNet gets every block (guess mode only zeroes its unconditional residuals). The SD-descended ones encode the
+negative through their own negative path."""
 
 from __future__ import annotations
 
