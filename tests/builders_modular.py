@@ -37,6 +37,7 @@ class ModularCase:
     denoisers: tuple[str, ...] = ("transformer",)
     images_arg: str | None = "num_images_per_prompt"
     timestep_key: str = "timestep"
+    skip_call: object = None  # denoiser calls the reference does not count (kwargs -> bool)
     prompts: str | list = field(default_factory=lambda: list(PROMPTS))
     images: int = 2
     output: str | list = "latents"
@@ -612,6 +613,42 @@ def flux3():
     return ModularCase(pipe, {"height": 16, "width": 16, "text_encoder_out_layers": (1, 2)}, prompts=PROMPTS[0])
 
 
+def _wan_animate2(class_name, guidance_scale=5.0):
+    """One 5-frame 32x32 segment (4x4 latents, a 2x2x2 patch grid), as diffusers' own tiny transformer test sizes it;
+    the CLIP image features are 1280 wide (the transformer's image projection hardcodes it)."""
+    from diffusers import WanAnimate2Transformer3DModel
+    from diffusers.modular_pipelines.wan_animate_2.video_processor import WanAnimate2VideoProcessor
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    transformer = unzero(seeded(lambda: WanAnimate2Transformer3DModel(
+        patch_size=(1, 2, 2), text_len=16, in_dim=36, dim=32, ffn_dim=32, freq_dim=32, text_dim=32, out_dim=16,
+        num_heads=2, num_layers=2, cross_attn_norm=True, use_img_emb=True)))
+    encoder = seeded(lambda: CLIPVisionModel(CLIPVisionConfig(
+        hidden_size=1280, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=224,
+        patch_size=32)))  # the pipeline's CLIP step resizes to 224
+    processor = functools.partial(WanAnimate2VideoProcessor, vae_scale_factor=8, spatial_patch_size=(2, 2))
+    pipe = modular(class_name, **_wan_text(), transformer=transformer, vae=_wan_vae(), image_encoder=encoder,
+                   image_processor=processor(resample="bicubic"), video_processor=processor(resample="bilinear"),
+                   scheduler=_flow_match(shift=5.0), guider=ClassifierFreeGuidance(guidance_scale=guidance_scale))
+    video = [_image(32, seed=i) for i in range(5)]
+    call = {"image": _image(32, 9), "driving_video": video, "height": 32, "width": 32, "segment_frame_length": 5,
+            "max_sequence_length": 16}
+    # the reference pass that fills each segment's KV cache (driving video and reference image, no text of the
+    # negative) is not a step of the loop
+    # each segment is decoded inside the segment loop: its frames are the output
+    return ModularCase(pipe, call, images_arg=None, prompts=PROMPTS[0], output="segment_frames",
+                       skip_call=lambda kwargs: kwargs.get("kv_cache_mode") == "extract")
+
+
+def wan_animate2():
+    return _wan_animate2("WanAnimate2ModularPipeline")
+
+
+def wan_animate2_distilled():
+    # its guider defaults to guidance_scale 1 (the distilled model runs without CFG): here with CFG on
+    return _wan_animate2("WanAnimate2DistilledModularPipeline")
+
+
 def _ltx2(class_name, guider_kwargs=None):
     """The classic tiny LTX-2's parts (tests/builders/ltx2.py: Gemma 3, connectors, one-layer audio-video transformer),
     a video and an audio ``LTX2Guidance``."""
@@ -671,4 +708,6 @@ CASES = {
     "Flux3ModularPipeline": flux3,
     "LTX2ModularPipeline": ltx2,
     "LTX25ModularPipeline": ltx25,
+    "WanAnimate2ModularPipeline": wan_animate2,
+    "WanAnimate2DistilledModularPipeline": wan_animate2_distilled,
 }

@@ -43,11 +43,13 @@ def _same(a, b) -> bool:
 
 
 @contextlib.contextmanager
-def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
+def denoiser_calls(pipe, names, change=None, timestep_key="timestep", skip=None):
     """Record ``(step, role, kwargs)`` per denoiser call (role 0: first call of its step, 1: second, ...);
     ``calls.per_denoiser`` counts the calls of each denoiser.
 
-    ``change(index, step, role, kwargs)`` may edit ``kwargs`` in place before the call runs.
+    ``change(index, step, role, kwargs)`` may edit ``kwargs`` in place before the call runs. Calls for which
+    ``skip(kwargs)`` holds are neither counted nor changed (Wan-Animate 2's reference pass, which fills a KV cache
+    before each segment's steps).
     """
     calls = _Calls()
     count = {"step": -1, "t": None, "role": 0, "sign": 0, "shape": None}
@@ -60,6 +62,8 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
         @functools.wraps(forward)  # the loops read the denoiser's signature to pick its keyword arguments
         def wrapped(*args, **kwargs):
             kwargs = {**dict(zip(params, args)), **kwargs}
+            if skip is not None and skip(kwargs):
+                return forward(**kwargs)
             t = _scalar_t(kwargs[timestep_key])
             sign = 0 if count["t"] is None else (t > count["t"]) - (t < count["t"])
             latents = kwargs.get("hidden_states")
@@ -89,6 +93,18 @@ def denoiser_calls(pipe, names, change=None, timestep_key="timestep"):
             del m.forward
 
 
+def _is_data(value) -> bool:
+    """Tensors, numbers, texts and containers of them: what a text can change. Other objects (a KV cache) are
+    state of the call, not inputs to compare."""
+    if value is None or isinstance(value, (torch.Tensor, int, float, bool, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_data(v) for v in value.values())
+    return False
+
+
 class _Calls(list):
     def __init__(self):
         super().__init__()
@@ -99,7 +115,7 @@ def text_keys(own_calls, neg_calls) -> list[str]:
     """The keyword arguments in which the unconditional call of step 0 differs between the two stock runs."""
     own = next(kw for s, r, kw in own_calls if r == 1)
     neg = next(kw for s, r, kw in neg_calls if r == 1)
-    keys = [k for k in own if not _same(own[k], neg.get(k))]
+    keys = [k for k in own if _is_data(own[k]) and not _same(own[k], neg.get(k))]
     if not keys:
         raise AssertionError("the negative changed no input of the unconditional call: the case cannot prove anything")
     return keys
@@ -122,11 +138,15 @@ def substituted(neg_calls, keys, k, stop=None):
 def reference_output(case, k, stop=None):
     """The reference for ``case`` and its negative from step ``k`` (to ``stop``): (stock output, negative output,
     reference output)."""
-    with denoiser_calls(case.pipe, case.denoisers, timestep_key=case.timestep_key) as own:
+    with recording(case) as own:
         stock = case.run()
-    with denoiser_calls(case.pipe, case.denoisers, timestep_key=case.timestep_key) as neg:
+    with recording(case) as neg:
         negative = case.run(negative_prompt=case.negative)
-    change = substituted(neg, text_keys(own, neg), k, stop)
-    with denoiser_calls(case.pipe, case.denoisers, change, timestep_key=case.timestep_key):
+    with recording(case, substituted(neg, text_keys(own, neg), k, stop)):
         reference = case.run()
     return stock, negative, reference
+
+
+def recording(case, change=None):
+    """``denoiser_calls`` for a ``builders_modular.ModularCase``."""
+    return denoiser_calls(case.pipe, case.denoisers, change, timestep_key=case.timestep_key, skip=case.skip_call)

@@ -48,7 +48,7 @@ SERVED: tuple[str, ...] = (
     "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline",
     "QwenImageModularPipeline", "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline",
     "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline", "Wan22VaceModularPipeline",
-    "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
+    "WanAnimate2DistilledModularPipeline", "WanAnimate2ModularPipeline", "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
 )
 _NO_GUIDER = "no guider component: its blocks run no classifier-free guidance through a guider"
 NOT_SERVED: dict[str, str] = {
@@ -69,13 +69,6 @@ NOT_SERVED: dict[str, str] = {
     "HeliosPyramidDistilledModularPipeline": (
         "DMD-distilled, meant to run without CFG; with CFG the stock pipeline is not reproducible from one call to "
         "the next (the DMD scheduler keeps state), so nothing can be proven"
-    ),
-    "WanAnimate2ModularPipeline": (
-        "not proven: its guider inputs are ordinary pairs, but no tiny build of its driving-video, CLIP and per-segment "
-        "reference pass (KV-cache extract call) and a matching reference yet"
-    ),
-    "WanAnimate2DistilledModularPipeline": (
-        "distilled for few steps without CFG (guidance_scale 1); not proven with CFG (as WanAnimate2ModularPipeline)"
     ),
     "QwenImage21ModularPipeline": (
         "its denoise loop derives the unconditional image mask from the negative's pad mask inside the loop and "
