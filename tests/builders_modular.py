@@ -191,7 +191,6 @@ def _image(size=16, seed=0, mode="RGB"):
 
 
 def wan_i2v():
-    from diffusers.utils import is_torchvision_available  # noqa: F401
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     encoder = seeded(lambda: CLIPVisionModel(CLIPVisionConfig(

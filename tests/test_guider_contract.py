@@ -12,7 +12,6 @@ Also: start_step=0 equals the stock pipeline given the negative as negative_prom
 from __future__ import annotations
 
 import pytest
-import torch
 
 import builders_modular as bm
 import modular_reference as ref

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
 from types import SimpleNamespace
 
 import torch
@@ -43,12 +42,12 @@ _MISSING = object()
 # are not served. The test checks that this list is exactly what it proves.
 SERVED: tuple[str, ...] = (
     "AnimaModularPipeline", "ErnieImageModularPipeline", "Flux3ModularPipeline", "HeliosModularPipeline",
-    "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline", "LTXModularPipeline",
-    "LTX2ModularPipeline", "LTX25ModularPipeline",
-    "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline",
-    "QwenImageModularPipeline", "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline",
-    "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline", "Wan22VaceModularPipeline",
-    "WanAnimate2DistilledModularPipeline", "WanAnimate2ModularPipeline", "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
+    "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline", "LTX25ModularPipeline",
+    "LTX2ModularPipeline", "LTXModularPipeline", "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline",
+    "QwenImageLayeredModularPipeline", "QwenImageModularPipeline", "StableDiffusion3ModularPipeline",
+    "StableDiffusionXLModularPipeline", "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline",
+    "Wan22VaceModularPipeline", "WanAnimate2DistilledModularPipeline", "WanAnimate2ModularPipeline",
+    "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
 )
 _NO_GUIDER = "no guider component: its blocks run no classifier-free guidance through a guider"
 NOT_SERVED: dict[str, str] = {
