@@ -29,7 +29,6 @@ NOT_SERVED: dict[str, str] = {
     "AnyFlowFARPipeline": PENDING,
     "AnyFlowPipeline": PENDING,
     # audioldm2
-    "AudioLDM2Pipeline": PENDING,
     # aura_flow
     # bria
     # bria_fibo
@@ -162,12 +161,8 @@ NOT_SERVED: dict[str, str] = {
     "OnnxStableDiffusionPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "OnnxStableDiffusionUpscalePipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "StableDiffusionOnnxPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
-    "StableUnCLIPImg2ImgPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: its loop iterates over progress_bar(timesteps)",
-    "StableUnCLIPPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: iterable progress_bar, a prior loop before the UNet loop, prior_text_encoder called once",
     # stable_diffusion_xl
     # t2i_adapter
-    "StableDiffusionAdapterPipeline": "declared (sd_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
-    "StableDiffusionXLAdapterPipeline": "declared (sdxl_variants.AWAITING_REFERENCE), waits for the contract reference: its adapter runs once per call, outside the loop",
     # wan
     # z_image
     "ZImageOmniPipeline": "captions are nested per row (text and condition-image segments, a list of lists): the list mode swaps flat rows only",
