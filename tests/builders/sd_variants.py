@@ -181,9 +181,8 @@ CASES = {
     "StableDiffusionXLInstructPix2PixPipeline": pix2pix_xl,
 }
 
-#: cases of the classes in negdelay.pipelines.sd_variants.AWAITING_REFERENCE (not served yet)
-AWAITING_REFERENCE = {
+CASES.update({
     "StableUnCLIPPipeline": unclip,
     "StableUnCLIPImg2ImgPipeline": unclip_img2img,
     "StableDiffusionAdapterPipeline": adapter,
-}
+})

@@ -78,5 +78,4 @@ CASES = {
         num_inference_steps=5),
 }
 
-#: cases of the classes in negdelay.pipelines.sdxl_variants.AWAITING_REFERENCE (not served yet)
-AWAITING_REFERENCE = {"StableDiffusionXLAdapterPipeline": adapter}
+CASES["StableDiffusionXLAdapterPipeline"] = adapter

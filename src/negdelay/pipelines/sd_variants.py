@@ -23,11 +23,8 @@ register(Declaration(**_SD, guided=by_encode_argument,
 #: class -> the declaration that serves it, registered once the contract's reference can record these pipelines
 #: (coverage.NOT_SERVED says why not yet): T2I-Adapter calls its adapter once per call, outside the loop; Stable
 #: unCLIP iterates over its progress bar. Both run the batched SD rows above (checked against a patched reference).
-AWAITING_REFERENCE = {
-    "StableDiffusionAdapterPipeline": Declaration(**_SD),
-    "StableUnCLIPPipeline": Declaration(**_SD, guided=by_encode_argument),
-    "StableUnCLIPImg2ImgPipeline": Declaration(**_SD, guided=by_encode_argument),
-}
+register(Declaration(**_SD), "StableDiffusionAdapterPipeline")
+register(Declaration(**_SD, guided=by_encode_argument), "StableUnCLIPPipeline", "StableUnCLIPImg2ImgPipeline")
 
 
 def _timestep_cond(got, current, call):

@@ -23,4 +23,4 @@ register(Declaration(**{**_XL, "denoisers": ("unet", "controlnet"), "guided": co
 
 #: class -> declaration, registered once the contract's reference can record it (coverage.NOT_SERVED says why):
 #: the adapter runs once per call, outside the loop
-AWAITING_REFERENCE = {"StableDiffusionXLAdapterPipeline": Declaration(**_XL)}
+register(Declaration(**_XL), "StableDiffusionXLAdapterPipeline")
