@@ -80,7 +80,7 @@ def audioldm2() -> Case:
                                              num_layers=1, pad_token_id=tokenizer_2.pad_token_id)).eval()
     torch.manual_seed(3)
     language_model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_head=1, n_layer=1, vocab_size=64, n_ctx=128,
-                                                n_positions=128)).eval()
+                                                n_positions=128, bos_token_id=0, eos_token_id=0)).eval()
     language_model.config.max_new_tokens = 8
     torch.manual_seed(4)
     projection = AudioLDM2ProjectionModel(text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16).eval()

@@ -41,6 +41,8 @@ def lumina() -> Case:
         multiple_of=16, ffn_dim_multiplier=None, norm_eps=1e-5, learn_sigma=True, qk_norm=True,
         cross_attention_dim=TEXT, scaling_factor=1.0,
     ).eval()
+    with torch.no_grad():  # torch.empty in the model (uninitialised memory): seeded
+        transformer.pad_token.normal_(0, 0.3)
     pipe = LuminaPipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=_vae(),
                           tokenizer=tokenizer, text_encoder=_gemma(GemmaModel, GemmaConfig, tokenizer))
     pipe.set_progress_bar_config(disable=True)

@@ -49,6 +49,10 @@ def nucleusmoe() -> Case:
         joint_attention_dim=TEXT, axes_dims_rope=(8, 4, 4), moe_enabled=True, num_experts=4, moe_intermediate_dim=16,
         capacity_factors=2.0,  # expert choice: each expert takes capacity_factor / num_experts of a row's tokens
     ).eval()
+    with torch.no_grad():  # the experts' weights are torch.empty (uninitialised memory: NaN at random): seed them
+        for name, param in transformer.named_parameters():
+            if name.endswith(("gate_up_proj", "down_proj")):
+                param.normal_(0, 0.3)
     torch.manual_seed(0)
     vae = AutoencoderKLQwenImage(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1,
                                  temperal_downsample=[False, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4).eval()
