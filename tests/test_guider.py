@@ -292,3 +292,17 @@ def test_docs_table_matches_modular_table():
     text = (Path(__file__).resolve().parents[1] / "docs" / "modular.md").read_text()
     rows = dict(re.findall(r"^\| (\w+ModularPipeline) \| (served|not served) \|", text, flags=re.M))
     assert rows == {r["class"]: r["status"] for r in G.modular_table()}
+
+
+def test_negdelay_apply_serves_modular_pipelines_through_the_guider(wan):
+    """The one entry point: negdelay.apply / is_applied / remove on a modular pipeline are the guider's."""
+    import negdelay
+
+    want = delayed(wan, start_step=1)
+    stock = wan.run()
+    with negdelay.apply(wan.pipe, wan.negative, start_step=1):
+        assert negdelay.is_applied(wan.pipe) and negdelay.hooks.supports(wan.pipe)
+        got = wan.run()
+    assert not negdelay.is_applied(wan.pipe)
+    assert torch.equal(got, want) and not torch.equal(got, stock)
+    assert torch.equal(wan.run(), stock)

@@ -37,8 +37,16 @@ class Applied:
         return self.session.last_plan
 
 
+def _is_modular(pipeline) -> bool:
+    return any(cls.__name__ == "ModularPipeline" for cls in type(pipeline).__mro__)
+
+
 def supports(pipeline) -> bool:
     """Whether ``negdelay.apply`` serves this pipeline."""
+    if _is_modular(pipeline):
+        from .. import guider
+
+        return guider.supports(pipeline)
     return declaration_for(pipeline) is not None
 
 
@@ -72,6 +80,14 @@ def apply(
     sampling"). The pass is still computed (and its result discarded by the guidance formula): no time is saved.
     ``start_percent`` / ``stop_percent``: ComfyUI's percents of the model's noise axis (docs/semantics.md).
     """
+    if _is_modular(pipeline):  # modular diffusers: the guider is the home of a delayed negative
+        from .. import guider
+
+        schedule = dict(start_step=start_step, start_fraction=start_fraction, start_sigma=start_sigma,
+                        stop_step=stop_step, stop_fraction=stop_fraction, stop_sigma=stop_sigma)
+        if segments is not None or more_prompts:
+            raise TypeError("apply() on a modular pipeline takes negative_prompt and start_*/stop_* only")
+        return guider.apply(pipeline, negative_prompt, **{k: v for k, v in schedule.items() if v is not None})
     declaration = declaration_for(pipeline)
     if declaration is None:
         raise TypeError(
@@ -118,6 +134,11 @@ def _our_hook(model):
 
 def remove(pipeline) -> None:
     """Remove what ``apply`` installed on ``pipeline`` (nothing happens when there is none)."""
+    if _is_modular(pipeline):
+        from .. import guider
+
+        guider.remove(pipeline)
+        return
     applied = pipeline.__dict__.pop(_ATTRIBUTE, None)
     if applied is None:
         return
@@ -128,6 +149,10 @@ def remove(pipeline) -> None:
 
 
 def is_applied(pipeline) -> bool:
+    if _is_modular(pipeline):
+        from .. import guider
+
+        return guider.is_applied(pipeline)
     return _ATTRIBUTE in pipeline.__dict__
 
 

@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     group.add_argument("--markdown", action="store_true", help="the generated section of docs/pipelines.md")
     group.add_argument("--write-docs", metavar="PATH", help="replace the generated section of PATH")
     args = parser.parse_args(argv)
-    rows = table()
+    rows = table(modular=not args.markdown and not args.write_docs)
     if args.write_docs:
         with open(args.write_docs, encoding="utf-8") as f:
             text = f.read()

@@ -204,11 +204,16 @@ def row(name: str) -> dict:
             "needs": declaration.needs, "note": declaration.note}
 
 
-def table(installed: dict[str, type] | None = None) -> list[dict]:
-    """A row per installed negative-prompt pipeline, served first, each group by class name."""
+def table(installed: dict[str, type] | None = None, modular: bool = False) -> list[dict]:
+    """A row per installed negative-prompt pipeline, served first, each group by class name; with ``modular``, then
+    a row per modular pipeline (``negdelay.guider.modular_table``: entry "guider")."""
     names = installed if installed is not None else negative_prompt_pipelines()
-    rows = [row(name) for name in sorted(names)]
-    return sorted(rows, key=lambda r: (r["status"] != "served", r["class"]))
+    rows = sorted([row(name) for name in sorted(names)], key=lambda r: (r["status"] != "served", r["class"]))
+    if modular:
+        from ..guider import modular_table
+
+        rows += sorted(modular_table(), key=lambda r: (r["status"] != "served", r["class"]))
+    return rows
 
 
 __all__ = ["MODES", "NOT_SERVED", "PENDING", "negative_prompt_pipelines", "row", "table"]

@@ -13,13 +13,18 @@ def as_json(rows: list[dict]) -> str:
 
 
 def as_text(rows: list[dict]) -> str:
-    served = sum(r["status"] == "served" for r in rows)
+    served = sum(r["status"] == "served" and r["entry"] != "guider" for r in rows)
+    modular = [r for r in rows if r["entry"] == "guider" or r["class"].endswith("ModularPipeline")]
     width = max(len(r["class"]) for r in rows)
     lines = [f"{'class':<{width}}  {'status':<10}  {'entry / mode':<44}  reason"]
     for r in rows:
         how = f"{r['entry']} / {r['mode']}" if r["status"] == "served" else ""
         lines.append(f"{r['class']:<{width}}  {r['status']:<10}  {how:<44}  {r.get('reason', '')}")
-    lines.append(f"{served} of {len(rows)} installed pipelines that take negative_prompt are served")
+    classic = len(rows) - len(modular)
+    lines.append(f"{served} of {classic} installed pipelines that take negative_prompt are served")
+    if modular:
+        lines.append(f"{sum(r['status'] == 'served' for r in modular)} of {len(modular)} modular pipelines are served "
+                     "(through their guider: docs/modular.md)")
     return "\n".join(lines)
 
 
