@@ -93,7 +93,33 @@ def test_library_refuses_with_a_clear_error(call, exc, needle):
 
 # LEAD: negdelay.apply(...) cases go here, as (id, call, exception, needle) -- e.g. apply on an unsupported
 # pipeline, a second pipeline sharing the hooked model, two threads calling hooked pipelines -- and join LIBRARY:
-APPLY: list = []
+def _apply_cases():
+    import negdelay
+    from diffusers import DDPMPipeline, DDPMScheduler, StableDiffusionImg2ImgPipeline
+    from tiny import tiny_sd
+
+    sd = tiny_sd()
+    other = StableDiffusionImg2ImgPipeline(**sd.components)  # shares the UNet, as from_pipe does
+
+    def shared_model_called_by_the_other():
+        with negdelay.apply(sd, "glasses", start_step=1):
+            other("a cat", image=torch.zeros(1, 3, 16, 16), num_inference_steps=2, output_type="latent")
+
+    return [
+        ("apply-unserved", lambda: negdelay.apply(DDPMPipeline(unet=sd.unet, scheduler=DDPMScheduler()), "x",
+                                                  start_step=1), TypeError, "`negdelay pipelines` lists"),
+        ("apply-unknown-negative-arg", lambda: negdelay.apply(sd, "x", start_step=1, negative_prompt_2="y"), TypeError,
+         "allowed extra negatives"),
+        ("apply-start-0", lambda: negdelay.apply(sd, "x", start_step=0), ValueError, "start_step=0"),
+        ("apply-no-start", lambda: negdelay.apply(sd, "x"), ValueError, "exactly one of start_step"),
+        ("apply-two-starts", lambda: negdelay.apply(sd, "x", start_step=1, start_fraction=0.5), ValueError,
+         "exactly one of"),
+        ("apply-not-text", lambda: negdelay.apply(sd, 3, start_step=1), TypeError, "negative_prompt must be a str"),
+        ("apply-shared-model", shared_model_called_by_the_other, RuntimeError, "called outside a call of that"),
+    ]
+
+
+APPLY: list = _apply_cases()
 
 
 @pytest.mark.parametrize("call, exc, needle", [c[1:] for c in APPLY] or [pytest.param(None, None, None, marks=pytest.mark.skip("no apply() cases yet"))],

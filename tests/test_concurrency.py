@@ -172,5 +172,51 @@ def test_the_embedded_model_shared_callback_as_in_the_issue():
             assert not differ, (lockstep, differ)
 
 
-# LEAD: negdelay.apply(...) hooks shared by two threads go here (the same _check_shared pattern, with a hook per
-# pipeline applied once and the two pipelines called from two threads).
+# -- negdelay.apply: per-call state in the hooks' CallState; one pipeline serves one call at a time --------------
+
+
+def test_applied_pipelines_called_from_two_threads_equal_the_same_calls_one_after_another():
+    import negdelay
+
+    pipes = tiny_sd(), tiny_sd()
+    pairs = _calls(pipes)
+    plain = _run(*pairs[0], None)
+    handles = [negdelay.apply(p, "glasses hat", start_step=3) for p in pipes]
+    try:
+        alone = [_run(p, c, None) for p, c in pairs]
+        together = _threaded(pairs, None, lockstep=False)
+    finally:
+        for h in handles:
+            negdelay.remove(h.pipeline)
+    assert all(np.array_equal(x, y) for x, y in zip(alone, together))
+    assert not np.array_equal(plain, alone[0])  # the delayed negative changed the image
+
+
+def test_one_applied_pipeline_called_by_two_threads_at_once_is_refused():
+    """A diffusers pipeline (its scheduler) serves one call at a time; negdelay says so instead of mixing the calls."""
+    import negdelay
+
+    pipe = tiny_sd()
+    inside, release = threading.Event(), threading.Event()
+
+    class Hold(PipelineCallback):
+        tensor_inputs = []
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            inside.set()
+            release.wait(60)
+            return callback_kwargs
+
+    errors = []
+    with negdelay.apply(pipe, "glasses", start_step=2):
+        first = threading.Thread(target=lambda: _run(pipe, dict(prompt="a cat", seed=1), Hold()))
+        first.start()
+        assert inside.wait(60)
+        try:
+            _run(pipe, dict(prompt="a dog", seed=2), None)
+        except RuntimeError as e:
+            errors.append(str(e))
+        finally:
+            release.set()
+            first.join()
+    assert errors and "already running a call in another thread" in errors[0]
