@@ -129,7 +129,7 @@ def _common(model, single_file_config, allow_pickle, textual_inversion, schedule
 def compare(
     prompt: Optional[list[str]] = typer.Option(None, "--prompt", "-p", help="repeatable; paired with --negative"),
     negative: Optional[list[str]] = typer.Option(None, "--negative", "-n", help="one for all prompts, or one per prompt"),
-    schedule: Optional[list[str]] = typer.Option(None, "--schedule", "-s", help="repeatable: step:4, fraction:0.25, sigma:2.5, step:4..12"),
+    schedule: Optional[list[str]] = typer.Option(None, "--schedule", "-s", help="repeatable: step:4, fraction:0.25, sigma:2.5, percent:0.3 (ComfyUI's), step:4..12; add ' before=no_cfg' for CFG off before the start"),
     clip_model: Optional[str] = typer.Option(None, "--clip-model", help="local CLIP folder: adds CLIP similarity to prompt and negative"),
     seeds_per_call: Optional[int] = typer.Option(None, "--seeds-per-call", help="seeds rendered in one batched call (default: 4 on the toy model, else 1)"),
     config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
@@ -194,7 +194,8 @@ def sweep(
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p"),
     negative: Optional[str] = typer.Option(None, "--negative", "-n"),
     clip_model: Optional[str] = typer.Option(None, "--clip-model", help="local CLIP folder: adds CLIP similarity to prompt and negative"),
-    starts: Optional[str] = typer.Option(None, "--starts", help="one kind, many values: step:1-10, step:1,2,4, fraction:0.1,0.2, sigma:8,4,2"),
+    starts: Optional[str] = typer.Option(None, "--starts", help="one kind, many values: step:1-10, step:1,2,4, fraction:0.1,0.2, sigma:8,4,2, percent:0.2,0.4"),
+    before: Optional[list[str]] = typer.Option(None, "--before", help="repeatable: unconditional (default) and/or no_cfg (CFG off before the start): one row per start and value"),
     config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
     allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
     scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
@@ -212,6 +213,7 @@ def sweep(
         from . import run
 
         cfg = _settings("sweep", config, prompt=prompt, negative=negative, starts=starts, clip_model=clip_model,
+                        before=before or None,
                         **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
                                   threads, steps, guidance_scale, height, width, seeds, batch_size, detector, out,
                                   progress, wait_lock))
@@ -220,11 +222,27 @@ def sweep(
             typer.echo(_sweep_text(res))
 
 
+def _png_flags(path: Path, flags: dict) -> dict:
+    """The PNG's settings under the flags given (a negative or schedule given on the command line replaces the
+    PNG's negative altogether); lists what the PNG holds that is not reproduced."""
+    from .from_png import read_png, settings_for
+
+    png = read_png(path)
+    base = settings_for(png, model_given=flags.get("model") is not None)
+    if any(flags.get(k) is not None for k in ("negative", "schedule", "a1111")):
+        for k in ("negative", "schedule", "a1111", "skip_early_cfg"):
+            base.pop(k, None)
+    if png.ignored:
+        typer.echo(f"from-png: not reproduced: {', '.join(png.ignored)}", err=True)
+    return {**base, **{k: v for k, v in flags.items() if v is not None}}
+
+
 def _sweep_text(res) -> str:
     s = res.summary
     lines = [f"sweep: {len(s['starts'])} starts x {len(s['seeds'])} seeds in {res.seconds:.1f} s -> {res.out}"]
     for st in s["starts"]:
-        parts = [f"start {s['start_kind']} {st['value']:g} (step {st['start_step']})"]
+        parts = [f"start {s['start_kind']} {st['value']:g} (step {st['start_step']})"
+                 + (", CFG off before" if st.get("before") == "no_cfg" else "")]
         if "dot" in st:
             parts.append(f"dot {100 * st['dot']['rate']:3.0f}%")
         if "pixel_distance" in st:
@@ -238,8 +256,10 @@ def _sweep_text(res) -> str:
 def generate(
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p"),
     negative: Optional[str] = typer.Option(None, "--negative", "-n"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", "-s", help="step:4, fraction:0.25, sigma:2.5, step:4..12"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", "-s", help="step:4, fraction:0.25, sigma:2.5, percent:0.3, step:4..12 (+ ' before=no_cfg')"),
     a1111: Optional[str] = typer.Option(None, "--a1111", help="the negative in A1111 syntax instead, e.g. '[glasses:5]'"),
+    skip_early_cfg: Optional[float] = typer.Option(None, "--skip-early-cfg", help="with --a1111: A1111's 'Ignore negative prompt during early sampling' (0-1)"),
+    from_png: Optional[Path] = typer.Option(None, "--from-png", help="an A1111-style PNG: its prompt, negative, steps, sampler, CFG, seed and size (flags override them)"),
     config: Optional[Path] = ConfigOpt, model: Optional[str] = ModelOpt, single_file_config: Optional[str] = SingleCfgOpt,
     allow_pickle: Optional[bool] = PickleOpt, textual_inversion: Optional[list[str]] = TIOpt,
     scheduler: Optional[str] = SchedulerOpt, device: Optional[str] = DeviceOpt, dtype: Optional[str] = DtypeOpt,
@@ -247,14 +267,17 @@ def generate(
     height: Optional[int] = HOpt, width: Optional[int] = WOpt, seeds: Optional[str] = SeedsOpt,
     out: Optional[Path] = OutOpt, progress: Optional[bool] = ProgressOpt, wait_lock: Optional[bool] = WaitLockOpt,
 ):
-    """One prompt, one delayed negative: one image per seed, with A1111 infotext."""
+    """One prompt, one delayed negative: one image per seed, with A1111 infotext (or the settings of a PNG)."""
     with _guard():
         from . import run
 
-        cfg = _settings("generate", config, prompt=prompt, negative=negative, schedule=schedule, a1111=a1111,
-                        **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
-                                  threads, steps, guidance_scale, height, width, seeds, None, None, out, progress,
-                                  wait_lock))
+        flags = dict(prompt=prompt, negative=negative, schedule=schedule, a1111=a1111, skip_early_cfg=skip_early_cfg,
+                     **_common(model, single_file_config, allow_pickle, textual_inversion, scheduler, device, dtype,
+                               threads, steps, guidance_scale, height, width, seeds, None, None, out, progress,
+                               wait_lock))
+        if from_png is not None:
+            flags = _png_flags(from_png, flags)
+        cfg = _settings("generate", config, **flags)
         res = run.generate(cfg)
         for f in res.files:
             typer.echo(str(f))

@@ -23,9 +23,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
-from ..schedule import KINDS, Point, check_point_value
+from ..schedule import ALL_KINDS as KINDS
+from ..schedule import BEFORE, Point, check_point_value
 
 # name -> (diffusers class, extra config, A1111 sampler name)
 SCHEDULERS: dict[str, tuple[str, dict, str]] = {
@@ -127,20 +129,40 @@ def _point(kind: str, text: str, name: str) -> Point:
     return Point(kind, value)
 
 
+Before = Literal["unconditional", "no_cfg"]
+
+
 class Schedule(BaseModel):
-    """A delayed negative's window: from ``start`` on, until ``stop`` (exclusive) if given."""
+    """A delayed negative's window: from ``start`` on, until ``stop`` (exclusive) if given; outside it, ``before``:
+    CFG against the pipeline's own unconditional text (default) or CFG off (``no_cfg``)."""
 
     model_config = ConfigDict(frozen=True)
     start: Point
     stop: Point | None = None
+    before: Before = "unconditional"
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        data = handler(self)
+        if self.before == "unconditional":  # settings written before the option existed stay the same
+            data.pop("before", None)
+        return data
 
     @classmethod
     def parse(cls, text: Any) -> "Schedule":
         if isinstance(text, Schedule):
             return text
+        if isinstance(text, dict):
+            return cls._from_mapping(text)
         if isinstance(text, bool) or not isinstance(text, (str, int)):
             raise ValueError(f"a schedule is text like 'step:4', 'fraction:0.25', 'sigma:2.5' or 'step:4..12', got {text!r}")
         text = str(text).strip()
+        m = re.fullmatch(r"(.*?)\s+before\s*=\s*(\S+)", text)
+        if m:
+            before = m.group(2)
+            if before not in BEFORE:
+                raise ValueError(f"schedule {text!r}: before must be one of {', '.join(BEFORE)}, got {before!r}")
+            return cls.parse(m.group(1)).model_copy(update={"before": before})
         if re.fullmatch(r"\d+", text):
             text = f"step:{text}"
         parts = text.split("..")
@@ -167,12 +189,25 @@ class Schedule(BaseModel):
                 raise ValueError(f"schedule {text!r}: the stop must come after the start")
         return cls(start=start, stop=stop)
 
+    @classmethod
+    def _from_mapping(cls, data: dict) -> "Schedule":
+        """YAML ``{schedule: "step:4..12", before: no_cfg}``."""
+        unknown = sorted(set(data) - {"schedule", "before"})
+        if unknown or "schedule" not in data:
+            raise ValueError(f"a schedule mapping holds 'schedule' (e.g. 'step:4') and optionally 'before' "
+                             f"({' or '.join(BEFORE)}), got keys {sorted(data)}")
+        before = data.get("before", "unconditional")
+        if before not in BEFORE:
+            raise ValueError(f"schedule {data['schedule']!r}: before must be one of {', '.join(BEFORE)}, got {before!r}")
+        return cls.parse(data["schedule"]).model_copy(update={"before": before})
+
     def text(self) -> str:
         def fmt(p: Point) -> str:
             return f"{p.kind}:{p.value:g}"
 
-        return fmt(self.start) + (f"..{self.stop.value:g}" if self.stop and self.stop.kind == self.start.kind
-                                  else (f"..{fmt(self.stop)}" if self.stop else ""))
+        window = fmt(self.start) + (f"..{self.stop.value:g}" if self.stop and self.stop.kind == self.start.kind
+                                    else (f"..{fmt(self.stop)}" if self.stop else ""))
+        return window + ("" if self.before == "unconditional" else f" before={self.before}")
 
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9.]+", "-", self.text().replace("..", "-to-")).strip("-")
@@ -189,7 +224,7 @@ class Starts(BaseModel):
     """A sweep's start points: one kind, many values."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["step", "fraction", "sigma"]
+    kind: Literal["step", "fraction", "sigma", "percent"]
     values: list[float]
 
     @model_validator(mode="before")
@@ -335,11 +370,27 @@ class SweepConfig(Common):
     prompt: str | None = None
     negative: str | None = None
     starts: Starts | None = None
+    before: list[Before] = Field(["unconditional"], description="early behaviour of every start: one row per start "
+                                 "and value (unconditional, no_cfg, or both)")
     seeds: list[int] = list(range(8))
     out: Path = Path("runs/sweep")
 
+    @field_validator("before", mode="before")
+    @classmethod
+    def _before(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        data = handler(self)
+        if data.get("before") == ["unconditional"]:  # settings written before the option existed stay the same
+            data.pop("before")
+        return data
+
     @model_validator(mode="after")
     def _defaults(self) -> "SweepConfig":
+        if not self.before or len(set(self.before)) != len(self.before):
+            raise ValueError(f"before: give unconditional, no_cfg or both, once each; got {self.before}")
         if self.prompt is None or self.negative is None:
             if self.model != TOY:
                 raise ValueError("prompt and negative are required (defaults exist only for model 'toy')")
@@ -357,11 +408,16 @@ class GenerateConfig(Common):
     negative: str | None = None
     schedule: ScheduleField | None = None
     a1111: str | None = Field(None, description="the negative in A1111 prompt-editing syntax, e.g. '[glasses:5]'")
+    skip_early_cfg: float | None = Field(
+        None, ge=0.0, le=1.0, description="with a1111: A1111's 'Ignore negative prompt during early sampling' "
+        "(infotext 'Skip Early CFG'): CFG off for the steps s with s / steps <= this value")
     seeds: list[int] = [0]
     out: Path = Path("runs/generate")
 
     @model_validator(mode="after")
     def _one_form(self) -> "GenerateConfig":
+        if self.skip_early_cfg is not None and self.a1111 is None:
+            raise ValueError("skip_early_cfg: goes with a1111 (with negative + schedule, write 'step:4 before=no_cfg')")
         if self.a1111 is not None:
             if self.negative is not None or self.schedule is not None:
                 raise ValueError("give either a1111 or negative + schedule, not both")

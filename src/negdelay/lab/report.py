@@ -200,6 +200,7 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
             per_col[e["column"]].append(e["metrics"])
             csv_rows.append({"seed": rec["seed"], "column": e["column"], "kind": e["kind"],
                              "start_" + cfg.starts.kind: e["value"], "start_step": e["start_step"],
+                             **({"before": e["before"]} if "before" in e else {}),
                              **{k: e["metrics"].get(k) for k in (*M.RATE_METRICS, *M.MEAN_METRICS)
                                 if k in e["metrics"]}, "file": e["file"]})
             files.append({"path": e["file"], "what": "image", "seed": rec["seed"], "column": e["column"],
@@ -210,13 +211,15 @@ def sweep_report(folder: RunFolder, cfg, loaded, cols, records: dict, detector: 
                "seeds": cfg.seeds, "start_kind": cfg.starts.kind, "n_steps": run.n_steps,
                "detector": "negdelay.toy.detect" if detector else None,
                "reference": {c.id: {"label": c.label, **M.summarize(per_col[c.id])} for c in cols if c.kind != "delayed"},
-               "starts": [{"value": c.value, "start_step": c.start_step, **M.summarize(per_col[c.id])}
+               "starts": [{"value": c.value, "start_step": c.start_step,
+                           **({"before": c.before} if c.before != "unconditional" else {}), **M.summarize(per_col[c.id])}
                           for c in cols if c.kind == "delayed"]}
     folder.write_json("summary.json", summary)
     _write_csv(folder, "results.csv", csv_rows)
     flat = []
     for s in summary["starts"]:
-        row = {"start_" + cfg.starts.kind: s["value"], "start_step": s["start_step"], "n": s["n"]}
+        row = {"start_" + cfg.starts.kind: s["value"], "start_step": s["start_step"],
+               **({"before": s["before"]} if "before" in s else {}), "n": s["n"]}
         for m in (*M.RATE_METRICS, *M.MEAN_METRICS):
             if m in s:
                 key = "rate" if m in M.RATE_METRICS else "mean"
@@ -264,7 +267,10 @@ def sweep_plot(summary: dict, detector: bool) -> bytes:
 
     starts = summary["starts"]
     kind = summary["start_kind"]
-    x = np.array([s["value"] for s in starts], dtype=float)
+    # one curve per early behaviour: CFG against the empty prompt before the start (solid), CFG off (dash-dot)
+    curves = [(b, [s for s in starts if s.get("before", "unconditional") == b], style, tag)
+              for b, style, tag in (("unconditional", "o-", ""), ("no_cfg", "s-.", " (CFG off before)"))]
+    curves = [c for c in curves if c[1]]
     groups = ([("rates", ["dot", "colour_ok", "shape_ok"])] if detector else []) + [("distances", list(M.DISTANCE_METRICS))]
     if starts and "clip_prompt" in starts[0]:
         groups.append(("CLIP similarity", list(M.CLIP_METRICS)))
@@ -277,11 +283,13 @@ def sweep_plot(summary: dict, detector: bool) -> bytes:
             if not all(m in s for s in starts):
                 continue
             key = "rate" if m in M.RATE_METRICS else "mean"
-            y = np.array([s[m][key] for s in starts])
-            lo = np.array([s[m]["low"] for s in starts])
-            hi = np.array([s[m]["high"] for s in starts])
-            ax.plot(x, y, "o-", color=colours[m], label=M.LABELS[m], ms=3)
-            ax.fill_between(x, lo, hi, color=colours[m], alpha=0.18, lw=0)
+            for _, group, style, tag in curves:
+                x = np.array([s["value"] for s in group], dtype=float)
+                y = np.array([s[m][key] for s in group])
+                lo = np.array([s[m]["low"] for s in group])
+                hi = np.array([s[m]["high"] for s in group])
+                ax.plot(x, y, style, color=colours[m], label=M.LABELS[m] + tag, ms=3)
+                ax.fill_between(x, lo, hi, color=colours[m], alpha=0.18, lw=0)
             for ref, style in (("none", ":"), ("stock", "--")):
                 r = summary["reference"].get(ref, {}).get(m)
                 if r is not None and not (m in M.DISTANCE_METRICS and ref == "none"):

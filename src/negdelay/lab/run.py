@@ -45,16 +45,28 @@ class Column:
     schedule: str | None = None  # text form, for the infotext / tables
     start_step: int | None = None  # where the negative starts in this run (0 for stock)
     value: float | None = None  # a sweep's start value (in its kind)
+    before: str = "unconditional"  # outside the window: "unconditional", or "no_cfg" (the prompt is its own negative)
+
+    def own_negative(self, prompt: str, negative: str) -> str:
+        """The ``negative_prompt`` this row gives the pipeline: the negative (stock), the prompt itself (CFG off from
+        step 0: ``before="no_cfg"``), or the empty prompt."""
+        return negative if self.kind == "stock" else prompt if self.before == "no_cfg" else ""
 
 
-def run_facts_for(pipe, steps: int, need_sigmas: bool) -> sch.Run:
+def schedule_needs(schedules) -> tuple[bool, bool]:
+    """``(noise levels, noise axis)`` the schedules need to be resolved (sigma and percent points)."""
+    return sch.needs([p for s in schedules for p in (s.start, s.stop)])
+
+
+def run_facts_for(pipe, steps: int, need_sigmas: bool, need_axis: bool = False) -> sch.Run:
     """The facts of a ``steps``-step text-to-image call of ``pipe``, without running it."""
     from ..families import run_facts
 
     sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
     sched.set_timesteps(steps, device="cpu")
     try:
-        return run_facts(SimpleNamespace(scheduler=sched, _num_timesteps=len(sched.timesteps)), need_sigmas)
+        return run_facts(SimpleNamespace(scheduler=sched, _num_timesteps=len(sched.timesteps)), need_sigmas,
+                         need_axis=need_axis)
     except ValueError as e:
         raise LabError(f"schedule: {e}") from None
 
@@ -71,7 +83,7 @@ def resolve_schedule(s: Schedule, run: sch.Run, what: str = "schedule") -> tuple
         )
     stop = None
     if s.stop is not None:
-        stop = sch.resolve(s.stop, run)
+        stop = sch.resolve(s.stop, run, ends=True)
         if stop <= start or stop > n:
             raise LabError(
                 f"{what} {s.text()!r}: the stop resolves to step {stop}, outside steps {start + 1}..{n} of this run"
@@ -84,11 +96,13 @@ def delayed_column(s: Schedule, negative: str, run: sch.Run) -> Column:
     return Column(
         id=f"delayed-{s.slug()}",
         label=f"delayed from {s.start.describe()}" + (f" (= step {start})" if s.start.kind != "step" else "")
-        + (f" until {s.stop.describe()}" if s.stop is not None else ""),
+        + (f" until {s.stop.describe()}" if s.stop is not None else "")
+        + (", CFG off outside" if s.before == "no_cfg" else ""),
         kind="delayed",
-        segments=tuple(sch.window(s.start, negative, s.stop)),
+        segments=tuple(sch.window(s.start, negative, s.stop, s.before)),
         schedule=s.text() + (f" = steps {start}..{stop}" if stop is not None else f" = from step {start}"),
         start_step=start,
+        before=s.before,
     )
 
 
@@ -123,7 +137,7 @@ def render(loaded: Loaded, cfg: Common, prompt: str, negative: str, columns: lis
         with torch.no_grad():
             out = pipe(
                 [prompt] * n,
-                negative_prompt=[negative if c.kind == "stock" else "" for _, c in chunk],
+                negative_prompt=[c.own_negative(prompt, negative) for _, c in chunk],
                 num_inference_steps=cfg.steps,
                 guidance_scale=cfg.guidance_scale,
                 height=cfg.height,
@@ -137,7 +151,7 @@ def render(loaded: Loaded, cfg: Common, prompt: str, negative: str, columns: lis
 
 
 def info_for(loaded: Loaded, cfg: Common, prompt: str, negative: str, column: Column, seed: int,
-             image: np.ndarray) -> str:
+             image: np.ndarray, extra: dict | None = None) -> str:
     h, w = image.shape[:2]
     params = {
         "Steps": cfg.steps,
@@ -148,6 +162,7 @@ def info_for(loaded: Loaded, cfg: Common, prompt: str, negative: str, column: Co
         "Model": loaded.model_name,
         "Negative schedule": column.schedule,
     }
+    params.update(extra or {})
     if column.kind == "none":
         # The negative this comparison is about, though this image does not use it.
         params["Unused negative"] = negative
@@ -344,8 +359,7 @@ def compare(cfg: CompareConfig) -> CompareResult:
     """``negdelay compare``: for each pair and seed, no negative / stock / delayed columns from one initial noise."""
     t0 = time.perf_counter()
     loaded, dist = start(cfg, "compare", [p.negative for p in cfg.pairs])
-    run = run_facts_for(loaded.pipe, cfg.steps, any(s.start.kind == "sigma" or (s.stop and s.stop.kind == "sigma")
-                                                     for s in cfg.schedules))
+    run = run_facts_for(loaded.pipe, cfg.steps, *schedule_needs(cfg.schedules))
     detector = cfg.uses_detector()
     pair_names = _pair_names(cfg)
     columns_of = {}
@@ -407,14 +421,17 @@ class SweepResult:
 def sweep_columns(cfg: SweepConfig, run: sch.Run) -> list[Column]:
     cols = [NONE, stock_column()]
     bad = []
-    for p in cfg.starts.points():
-        s = Schedule(start=p)
-        try:
-            c = delayed_column(s, cfg.negative, run)
-        except LabError:
-            bad.append(f"{p.value:g} (step {sch.resolve(p, run)})")
-            continue
-        cols.append(Column(**{**c.__dict__, "id": f"start-{p.kind}-{p.value:g}", "value": float(p.value)}))
+    for before in cfg.before:
+        for p in cfg.starts.points():
+            s = Schedule(start=p, before=before)
+            try:
+                c = delayed_column(s, cfg.negative, run)
+            except LabError:
+                if before == cfg.before[0]:
+                    bad.append(f"{p.value:g} (step {sch.resolve(p, run)})")
+                continue
+            tag = "" if before == "unconditional" else f"-{before}"
+            cols.append(Column(**{**c.__dict__, "id": f"start-{p.kind}-{p.value:g}{tag}", "value": float(p.value)}))
     if bad:
         raise LabError(
             f"starts outside this run of {run.n_steps} steps: {', '.join(bad)}; a start must resolve to a step "
@@ -427,7 +444,7 @@ def sweep(cfg: SweepConfig) -> SweepResult:
     """``negdelay sweep``: every start point x every seed; the start points of one seed are rows of one call."""
     t0 = time.perf_counter()
     loaded, dist = start(cfg, "sweep", [cfg.negative])
-    run = run_facts_for(loaded.pipe, cfg.steps, cfg.starts.kind == "sigma")
+    run = run_facts_for(loaded.pipe, cfg.steps, *sch.needs(cfg.starts.points()))
     cols = sweep_columns(cfg, run)
     detector = cfg.uses_detector()
 
@@ -441,7 +458,8 @@ def sweep(cfg: SweepConfig) -> SweepResult:
                 rel = f"images/seed-{seed}_{c.id}.png"
                 save_png(folder, rel, im, info_for(loaded, cfg, cfg.prompt, cfg.negative, c, seed, im))
                 entries.append({"file": rel, "column": c.id, "kind": c.kind, "value": c.value,
-                                "start_step": c.start_step, "metrics": s})
+                                "start_step": c.start_step, "metrics": s,
+                                **({"before": c.before} if c.before != "unconditional" else {})})
             return {"seed": seed, "images": entries}
         return go
 
@@ -465,16 +483,29 @@ class GenerateResult:
     seconds: float = 0.0
 
 
-def a1111_callback(text: str, steps: int, pipe):
-    """``(negative_prompt, callback or None)`` from A1111 prompt-editing syntax, through ``negdelay.a1111``."""
+def a1111_callback(text: str, steps: int, pipe, skip_early_cfg: float | None = None, prompt: str | None = None):
+    """``(negative_prompt, callback or None)`` from A1111 prompt-editing syntax, through ``negdelay.a1111``; with
+    ``skip_early_cfg`` (A1111's "Ignore negative prompt during early sampling"), CFG off for the steps ``s`` with
+    ``s / steps <= skip_early_cfg`` (the prompt is the pipeline's own negative), then A1111's negative of each step."""
     try:
         from .. import a1111
     except ImportError:
         raise LabError("a1111: this install has no negdelay.a1111 module; use negative + schedule instead") from None
     try:
-        return a1111.delayed_negative(text, steps, pipe)
+        if not skip_early_cfg:
+            return a1111.delayed_negative(text, steps, pipe)
+        texts = a1111.per_step(text, steps)
     except (ValueError, TypeError) as e:
         raise LabError(f"a1111: {e}") from None
+    from ..callback import DelayedNegativeBase
+
+    first = next((s for s in range(steps) if s / steps > skip_early_cfg), steps)
+    segments, current = [(sch.Point("step", 0), sch.CONDITIONAL)], sch.CONDITIONAL
+    for s in range(first, steps):
+        if texts[s] != current:
+            segments.append((sch.Point("step", s), texts[s]))
+            current = texts[s]
+    return prompt, DelayedNegativeBase.for_pipeline(pipe, segments=[segments])
 
 
 def generate(cfg: GenerateConfig) -> GenerateResult:
@@ -482,16 +513,19 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
     t0 = time.perf_counter()
     negative_text = cfg.negative if cfg.negative is not None else cfg.a1111
     loaded, dist = start(cfg, "generate", [negative_text])
+    extra = None
     if cfg.a1111 is not None:
-        pipe_negative, callback = a1111_callback(cfg.a1111, cfg.steps, loaded.pipe)
+        pipe_negative, callback = a1111_callback(cfg.a1111, cfg.steps, loaded.pipe, cfg.skip_early_cfg, cfg.prompt)
         column = Column("a1111", "A1111 negative", "a1111", schedule="A1111 prompt editing (Negative prompt as A1111 reads it)")
         segments = None
+        if cfg.skip_early_cfg:
+            extra = {"Skip Early CFG": f"{cfg.skip_early_cfg:g}"}
     else:
         pipe_negative = None
-        run = run_facts_for(loaded.pipe, cfg.steps, cfg.schedule.start.kind == "sigma" or
-                            (cfg.schedule.stop is not None and cfg.schedule.stop.kind == "sigma"))
+        run = run_facts_for(loaded.pipe, cfg.steps, *schedule_needs([cfg.schedule]))
         column = delayed_column(cfg.schedule, cfg.negative, run)
         callback, segments = None, list(column.segments)
+        pipe_negative = column.own_negative(cfg.prompt, cfg.negative) or None
 
     def work(seed):
         def go() -> dict:
@@ -508,7 +542,7 @@ def generate(cfg: GenerateConfig) -> GenerateResult:
                                   callback_on_step_end=cb, output_type="np")
             im = (np.clip(out.images[0], 0, 1) * 255).round().astype(np.uint8)
             rel = f"{slug(cfg.prompt)}_seed-{seed}.png"
-            save_png(folder, rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed, im))
+            save_png(folder, rel, im, info_for(loaded, cfg, cfg.prompt, negative_text, column, seed, im, extra))
             return {"seed": seed, "images": [{"file": rel, "column": column.id, "schedule": column.schedule}]}
         return go
 
