@@ -56,12 +56,6 @@ NOT_SERVED: dict[str, str] = {
     "CosmosTextToWorldPipeline": PENDING,
     "CosmosVideoToWorldPipeline": PENDING,
     # deepfloyd_if
-    "IFImg2ImgPipeline": PENDING,
-    "IFImg2ImgSuperResolutionPipeline": PENDING,
-    "IFInpaintingPipeline": PENDING,
-    "IFInpaintingSuperResolutionPipeline": PENDING,
-    "IFPipeline": PENDING,
-    "IFSuperResolutionPipeline": PENDING,
     # dreamlite
     "DreamLitePipeline": "batched, the negative and the prompt encoded in ONE encode_prompt call and padded (text_pad_embedding, mask) to the longer of the two: a negative longer than the prompt widens the conditional row too, and the batched hook keeps the other blocks as passed",
     # easyanimate
@@ -143,11 +137,9 @@ NOT_SERVED: dict[str, str] = {
     # sana_wm
     "SanaWMPipeline": PENDING,
     # skyreels_v2
-    "SkyReelsV2DiffusionForcingImageToVideoPipeline": PENDING,
-    "SkyReelsV2DiffusionForcingPipeline": PENDING,
-    "SkyReelsV2DiffusionForcingVideoToVideoPipeline": PENDING,
-    "SkyReelsV2ImageToVideoPipeline": PENDING,
-    "SkyReelsV2Pipeline": PENDING,
+    "SkyReelsV2DiffusionForcingImageToVideoPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
+    "SkyReelsV2DiffusionForcingPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
+    "SkyReelsV2DiffusionForcingVideoToVideoPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
     # stable_audio
     # stable_audio_3
     "StableAudio3Pipeline": PENDING,
