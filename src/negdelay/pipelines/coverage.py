@@ -132,8 +132,6 @@ NOT_SERVED: dict[str, str] = {
     "QwenImage21Pipeline": "its KV cache (on by default) prefills the negative text at step 0 only: a switch needs a re-prefill (kv_cache_mode=\"extract\") at the switch step, not built yet",
     # sana
     # sana_video
-    "SanaImageToVideoPipeline": PENDING,
-    "SanaVideoPipeline": PENDING,
     # sana_wm
     "SanaWMPipeline": PENDING,
     # skyreels_v2
