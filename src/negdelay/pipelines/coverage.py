@@ -118,7 +118,6 @@ NOT_SERVED: dict[str, str] = {
     # lumina
     # lumina2
     # mochi
-    "MochiPipeline": PENDING,
     # motif_video
     "MotifVideoImage2VideoPipeline": PENDING,
     "MotifVideoPipeline": PENDING,
@@ -126,7 +125,6 @@ NOT_SERVED: dict[str, str] = {
     # ovis_image
     # pag
     # prx
-    "PRXPixelPipeline": PENDING,
     # qwenimage
     # qwenimage21
     "QwenImage21Pipeline": "its KV cache (on by default) prefills the negative text at step 0 only: a switch needs a re-prefill (kv_cache_mode=\"extract\") at the switch step, not built yet",
