@@ -19,7 +19,6 @@ PENDING = "not declared yet: needs a declaration and a tiny builder (issue 12)"
 #: class name -> why negdelay does not serve it
 NOT_SERVED: dict[str, str] = {
     # allegro
-    "AllegroPipeline": PENDING,
     # animatediff
     "AnimateDiffControlNetPipeline": "batched ControlNet rows: in guess mode the ControlNet gets only the conditional rows, and per-frame row counts do not tell the mode (needs the call's frame count)",
     "AnimateDiffSDXLPipeline": "its UNet call mixes per-frame token rows with per-video pooled and time-id rows (needs per-input row multiplicity)",
