@@ -80,10 +80,7 @@ NOT_SERVED: dict[str, str] = {
     # kandinsky
     "KandinskyCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "KandinskyImg2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyImg2ImgPipeline": PENDING,
     "KandinskyInpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyInpaintPipeline": PENDING,
-    "KandinskyPipeline": PENDING,
     "KandinskyPriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
     # kandinsky2_2
     "KandinskyV22CombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
@@ -102,7 +99,6 @@ NOT_SERVED: dict[str, str] = {
     # kolors
     # krea2
     # latte
-    "LattePipeline": PENDING,
     # ledits_pp
     "LEditsPPPipelineStableDiffusion": PENDING,
     "LEditsPPPipelineStableDiffusionXL": PENDING,
