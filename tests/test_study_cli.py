@@ -10,7 +10,7 @@ from lab_util import save_tiny
 from test_study import tiny_clip
 from typer.testing import CliRunner
 
-from negdelay.lab.cli import app
+from negdelay.cli import app
 from negdelay.toy import MODEL_DIR
 
 runner = CliRunner()

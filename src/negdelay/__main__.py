@@ -1,6 +1,6 @@
 """``python -m negdelay ...`` and ``accelerate launch -m negdelay sweep ...``: the lab's command line."""
 
-from negdelay.lab.cli import main
+from negdelay.cli import main
 
 if __name__ == "__main__":
     main()

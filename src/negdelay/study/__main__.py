@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .protocol import load_signals  # noqa: F401 - its home is protocol.py; kept here for older callers
 
 _MODEL_PATH = None
 
@@ -93,15 +94,6 @@ def cmd_signals(args) -> None:
         np.savez_compressed(tmp, **arrays)
         tmp.replace(path)
         print(f"signals chunk {a // per + 1}/{-(-len(seeds) // per)}: {time.perf_counter() - t0:.0f}s", flush=True)
-
-
-def load_signals(out: Path, sampler: str = "ddim", steps: int = 20) -> dict:
-    folder = Path(out) / f"signals-{sampler}-{steps}"
-    parts = [dict(np.load(p)) for p in sorted(folder.glob("chunk-*.npz"))]
-    if not parts:
-        raise FileNotFoundError(f"no signal recordings in {folder} (run: python -m negdelay.study signals)")
-    keep = {"iter_steps", "sigmas"}
-    return {k: (parts[0][k] if k in keep else np.concatenate([p[k] for p in parts])) for k in parts[0]}
 
 
 def cmd_auto(args) -> None:

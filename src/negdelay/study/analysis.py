@@ -17,23 +17,12 @@ import numpy as np
 from ..auto import DEFAULT_MAX_FRACTION, SIGNALS, decide, decide_rise
 from . import plan
 from . import report as R
-from .protocol import NONE, STOCK, load_cell
+from .protocol import NONE, STOCK, load_cell, load_signals
 
 FULL = "ddim-20-full"
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if math.isnan(float(x)) else float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+_jsonable = R.jsonable
 
 
 # ------------------------------------------------------------------------------------------------------ auto
@@ -100,8 +89,6 @@ def _choices(sig, fit: dict) -> dict:
 
 
 def calibrate(out: Path) -> dict:
-    from .__main__ import load_signals
-
     out = Path(out)
     seeds_rows = R.by_seed(load_cell(out, FULL))
     starts = list(plan.FULL_STARTS)
@@ -208,8 +195,6 @@ def rise_calibration_name(lookahead: bool, detector: str = "dot") -> str:
 
 def calibrate_rise(out: Path, lookahead: bool = False, detector: str = "dot") -> dict:
     """Fit and cross-validate the detector rule; the old signal rule and the best fixed step on the same folds."""
-    from .__main__ import load_signals
-
     out = Path(out)
     seeds_rows = R.by_seed(load_cell(out, FULL))
     starts = list(plan.FULL_STARTS)
@@ -283,10 +268,33 @@ def _sigmas(cell) -> list[float]:
 
 
 def build_report(out: Path, img: Path | None) -> dict:
+    """``report.md`` and ``report.json`` in ``out`` from every cell, signal recording and auto run found there (and
+    the plots in ``img``, if given). Returns the report's data."""
     out = Path(out)
     present = _cells_present(out)
     rep: dict = {"cells": {}}
-    md: list[str] = []
+    summaries = _summaries(out, present, rep)
+    md = _reverse_activation_md(summaries, present)
+    md += _cell_tables_md(summaries, present)
+    md += _seed_setting_md(out, summaries, present, rep)
+    settings = _critical_settings(summaries, present)
+    md += _critical_points_md(settings, rep)
+    sig = _signals_if_recorded(out)
+    if sig is not None:
+        rep["signals"] = _signal_summary(sig)
+        md.append(_signal_table(rep["signals"]))
+    md += _auto_section(out, summaries, sig, rep)
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    (out / "report.json").write_text(json.dumps(_jsonable(rep), indent=1))
+    if img is not None:
+        from .plots import make_plots
+
+        make_plots(rep, summaries, present, settings, sig, Path(img))
+    return rep
+
+
+def _summaries(out: Path, present: dict, rep: dict) -> dict:
+    """Per cell: the summary of its records (with one per shape); the cell's settings and summary go into ``rep``."""
     summaries = {}
     for name, cell in present.items():
         recs = load_cell(out, name)
@@ -295,27 +303,37 @@ def build_report(out: Path, img: Path | None) -> dict:
         summaries[name] = s
         rep["cells"][name] = {"cell": {"sampler": cell.sampler, "steps": cell.steps, "negative": cell.negative,
                                        "prompts": "plain" if cell.prompts == plan.PLAIN else "named"}, **s}
-    # ---- q1: reverse activation across cells
+    return summaries
+
+
+def _reverse_activation_md(summaries: dict, present: dict) -> list[str]:
+    """Question 1: the accessory rate with no negative vs stock (and the highest start row), paired, per cell."""
     rev = [n for n, s_ in summaries.items() if NONE in s_["rows"] and STOCK in s_["rows"] and present[n].prompts == plan.PLAIN]
-    if rev:
-        md.append("### Reverse activation: accessory rate with no negative vs the negative from step 0 (and from each "
-                  "later start), paired\n")
-        md.append("| cell | no negative | stock (step 0) | stock − none (paired) | created by stock (of images "
-                  "without) | highest start row − none (paired) |")
-        md.append("|---|---|---|---|---|---|")
-        for n in rev:
-            rows = summaries[n]["rows"]
-            d = rows[STOCK]["diff_vs_none"]
-            ks = [k for k in rows if isinstance(k, int)]
-            hi = max(ks, key=lambda k: rows[k]["diff_vs_none"]["mean"]) if ks else None
-            hd = rows[hi]["diff_vs_none"] if hi is not None else None
-            md.append(f"| {n} ({present[n].negative!r}) | {R.pct(rows[NONE]['present'])} | {R.pct(rows[STOCK]['present'])} | "
-                      f"{100 * d['mean']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | "
-                      f"{R.pct(rows[STOCK]['created'])} | "
-                      + (f"step {hi}: {100 * hd['mean']:+.1f} pp [{100 * hd['low']:+.1f}, {100 * hd['high']:+.1f}]"
-                         if hd else "–") + " |")
-        md.append("")
-    # ---- q1 + q2: per cell tables
+    if not rev:
+        return []
+    md = ["### Reverse activation: accessory rate with no negative vs the negative from step 0 (and from each "
+          "later start), paired\n",
+          "| cell | no negative | stock (step 0) | stock − none (paired) | created by stock (of images "
+          "without) | highest start row − none (paired) |",
+          "|---|---|---|---|---|---|"]
+    for n in rev:
+        rows = summaries[n]["rows"]
+        d = rows[STOCK]["diff_vs_none"]
+        ks = [k for k in rows if isinstance(k, int)]
+        hi = max(ks, key=lambda k: rows[k]["diff_vs_none"]["mean"]) if ks else None
+        hd = rows[hi]["diff_vs_none"] if hi is not None else None
+        md.append(f"| {n} ({present[n].negative!r}) | {R.pct(rows[NONE]['present'])} | {R.pct(rows[STOCK]['present'])} | "
+                  f"{100 * d['mean']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | "
+                  f"{R.pct(rows[STOCK]['created'])} | "
+                  + (f"step {hi}: {100 * hd['mean']:+.1f} pp [{100 * hd['low']:+.1f}, {100 * hd['high']:+.1f}]"
+                     if hd else "–") + " |")
+    md.append("")
+    return md
+
+
+def _cell_tables_md(summaries: dict, present: dict) -> list[str]:
+    """Questions 1 and 2: every cell's table, and its accessory rates per shape."""
+    md = []
     for name, s in summaries.items():
         c = present[name]
         md.append(f"### {name}: {c.sampler}, {c.steps} steps, negative {c.negative!r}, "
@@ -331,7 +349,12 @@ def build_report(out: Path, img: Path | None) -> dict:
                 md.append(f"| {shp} | {R.pct(g['rows'][NONE]['present'])} | {R.pct(g['rows'][STOCK]['present'])} | "
                           f"{100 * d['mean']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] |")
         md.append("")
-    # ---- q5: the seed's setting (PNDM 50 steps, start step 4 vs stock), paired
+    return md
+
+
+def _seed_setting_md(out: Path, summaries: dict, present: dict, rep: dict) -> list[str]:
+    """Question 5: the seed's setting (PNDM 50 steps, start step 4 vs stock), paired."""
+    md = []
     for name in ("pndm-50", "seed-exp2", "seed-exp1", "seed-exp3"):
         if name in present and 4 in summaries[name]["rows"]:
             q5 = _paired_rows(load_cell(out, name), STOCK, 4)
@@ -344,7 +367,12 @@ def build_report(out: Path, img: Path | None) -> dict:
                 md.append(f"| {m} | {v['a']:.4f} | {v['b']:.4f} | {v['diff'][0]:+.4f} [{v['diff'][1]:+.4f}, "
                           f"{v['diff'][2]:+.4f}] |")
             md.append("")
-    # ---- q4: critical points
+    return md
+
+
+def _critical_settings(summaries: dict, present: dict) -> dict:
+    """Question 4: the cells whose removal curve has a critical point (the plain prompts and negative, a stock row
+    and three starts at least), with their step count and step sigmas."""
     settings = {}
     for name, c in present.items():
         if c.negative != plan.NEG or c.prompts != plan.PLAIN or STOCK not in summaries[name]["rows"]:
@@ -352,29 +380,38 @@ def build_report(out: Path, img: Path | None) -> dict:
         if len([k for k in summaries[name]["rows"] if isinstance(k, int)]) < 3:
             continue
         settings[name] = {"summary": summaries[name], "n_steps": c.steps, "sigmas": _sigmas(c)}
-    if settings:
-        kt = R.schedule_kind_test(settings)
-        rep["schedule_kind"] = kt
-        md.append("### Critical point (relative removal falls to 50 %) per setting\n")
-        md.append("| setting | step | fraction | sigma |\n|---|---|---|---|")
-        for n, cp in kt["critical"].items():
-            md.append(f"| {n} | {cp['step']:.2f} | {cp['fraction']:.3f} | {cp['sigma']:.3f} |")
-        md.append("")
-        md.append("| schedule kind | median critical value | mean abs. error of relative removal at the median | max |")
-        md.append("|---|---|---|---|")
-        for kind, v in kt["kinds"].items():
-            md.append(f"| {kind} | {v['median']:.3f} | {v['mean_abs_error']:.3f} | {v['max_abs_error']:.3f} |")
-        md.append("")
-    # ---- q3 + auto
-    try:
-        from .__main__ import load_signals
+    return settings
 
-        sig = load_signals(out)
+
+def _critical_points_md(settings: dict, rep: dict) -> list[str]:
+    """Question 4: where the relative removal falls to 50 %, as a step, a fraction and a sigma, and which kind of
+    schedule carries it across settings best."""
+    if not settings:
+        return []
+    kt = R.schedule_kind_test(settings)
+    rep["schedule_kind"] = kt
+    md = ["### Critical point (relative removal falls to 50 %) per setting\n", "| setting | step | fraction | sigma |\n|---|---|---|---|"]
+    for n, cp in kt["critical"].items():
+        md.append(f"| {n} | {cp['step']:.2f} | {cp['fraction']:.3f} | {cp['sigma']:.3f} |")
+    md.append("")
+    md.append("| schedule kind | median critical value | mean abs. error of relative removal at the median | max |")
+    md.append("|---|---|---|---|")
+    for kind, v in kt["kinds"].items():
+        md.append(f"| {kind} | {v['median']:.3f} | {v['mean_abs_error']:.3f} | {v['max_abs_error']:.3f} |")
+    md.append("")
+    return md
+
+
+def _signals_if_recorded(out: Path) -> dict | None:
+    try:
+        return load_signals(out)
     except FileNotFoundError:
-        sig = None
-    if sig is not None:
-        rep["signals"] = _signal_summary(sig)
-        md.append(_signal_table(rep["signals"]))
+        return None
+
+
+def _auto_section(out: Path, summaries: dict, sig: dict | None, rep: dict) -> list[str]:
+    """The automatic step: its calibration and its real runs (``auto-*`` folders) into ``rep``; the section when the
+    full sweep, an auto run of it and the signal recording are all there."""
     cal_path = out / "auto-calibration.json"
     if cal_path.exists():
         rep["auto_calibration"] = json.loads(cal_path.read_text())
@@ -384,14 +421,8 @@ def build_report(out: Path, img: Path | None) -> dict:
             autos[folder.name[5:]] = _auto_runtime(out, folder)
     rep["auto_runtime"] = autos
     if FULL in summaries and autos.get(FULL) and sig is not None:
-        md.append(_auto_md(rep, out))
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    (out / "report.json").write_text(json.dumps(_jsonable(rep), indent=1))
-    if img is not None:
-        from .plots import make_plots
-
-        make_plots(rep, summaries, present, settings, sig, Path(img))
-    return rep
+        return [_auto_md(rep, out)]
+    return []
 
 
 def _paired_rows(records: list[dict], a, b) -> dict:

@@ -294,6 +294,17 @@ def load_images(out: Path, name: str) -> np.ndarray:
     return np.concatenate([np.load(p)["images"] for p in sorted(folder.glob("chunk-*.npz"))])
 
 
+def load_signals(out: Path, sampler: str = "ddim", steps: int = 20) -> dict:
+    """The per-step signal recordings of ``python -m negdelay.study signals`` (``<out>/signals-<sampler>-<steps>``),
+    chunks joined along the seeds."""
+    folder = Path(out) / f"signals-{sampler}-{steps}"
+    parts = [dict(np.load(p)) for p in sorted(folder.glob("chunk-*.npz"))]
+    if not parts:
+        raise FileNotFoundError(f"no signal recordings in {folder} (run: python -m negdelay.study signals)")
+    keep = {"iter_steps", "sigmas"}
+    return {k: (parts[0][k] if k in keep else np.concatenate([p[k] for p in parts])) for k in parts[0]}
+
+
 # ------------------------------------------------------------------------------------------------------- scoring
 def toy_scorer(images: list[np.ndarray], prompts: list[str]) -> list[dict]:
     """The toy world's judge: ``present`` = the dot is there; ``correct`` = colour and shape as the prompt asks."""

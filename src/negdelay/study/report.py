@@ -16,6 +16,21 @@ from ..lab.metrics import bootstrap_mean, rate, wilson
 from .protocol import NONE, STOCK
 
 
+def jsonable(x):
+    """``x`` with numpy scalars as Python numbers, NaN as None and dict keys as text: ready for ``json.dumps``."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return None if math.isnan(float(x)) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
 def by_seed(records: list[dict]) -> dict[int, dict]:
     """``{seed: {row: record}}``."""
     out: dict[int, dict] = defaultdict(dict)

@@ -145,7 +145,7 @@ def _run_auto(cfg, pipe, cell, out, scorer, say):
 
 
 def _clean(x):
-    from .analysis import _jsonable
+    from .report import jsonable as _jsonable
 
     return _jsonable(x)
 
