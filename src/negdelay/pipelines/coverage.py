@@ -58,8 +58,7 @@ NOT_SERVED: dict[str, str] = {
     # dreamlite
     "DreamLitePipeline": "batched, the negative and the prompt encoded in ONE encode_prompt call and padded (text_pad_embedding, mask) to the longer of the two: a negative longer than the prompt widens the conditional row too, and the batched hook keeps the other blocks as passed",
     # easyanimate
-    "EasyAnimateControlPipeline": PENDING,
-    "EasyAnimateInpaintPipeline": PENDING,
+    "EasyAnimateControlPipeline": "broken in diffusers 0.42.1: __call__ passes text_encoder_index=0 to its own encode_prompt, which takes no such argument, so every call raises TypeError",
     # ernie_image
     "ErnieImagePipeline": "batched text of per-row length (text_bth zero-padded to the longest row of the whole call, with text_lens): a negative longer than every prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed",
     # helios
