@@ -234,127 +234,173 @@ def encode_all(vae, images: np.ndarray, device, ckpt_dir: Path):
 
 # ------------------------------------------------------------------------------------------------------- UNet phase
 def train_unet(args, data, lat, vae, tokenizer, ckpt_dir: Path, device, out: Path):
-    from diffusers import DDPMScheduler
+    """Phase 2: the UNet and the text encoder, jointly, until the step or time budget; resumable from
+    ``ckpt_dir/unet.pt``; the EMA weights are exported to ``out`` now and then and at the end."""
+    run = _UnetTraining(args, data, lat, vae, tokenizer, ckpt_dir / "unet.pt", device, out)
+    run.resume()
+    run.train()
+    run.save()
+    run.export()
+    log(f"unet: done, {run.step} steps in {run.elapsed / 60:.1f} min, loss (last 500 steps) {np.mean(run.recent):.4f}")
 
-    path = ckpt_dir / "unet.pt"
-    torch.manual_seed(args.seed + 2)
-    unet = make_unet().to(device)
-    te = make_text_encoder(tokenizer).to(device)
-    params = list(unet.parameters()) + list(te.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
-    ema_u, ema_t = make_unet().to(device), make_text_encoder(tokenizer).to(device)
-    ema_u.load_state_dict(unet.state_dict())
-    ema_t.load_state_dict(te.state_dict())
-    for m in (ema_u, ema_t):
-        m.requires_grad_(False).eval()
-    rng = np.random.default_rng([args.seed, 2])
-    gen = torch.Generator().manual_seed(args.seed + 3)
-    step, elapsed = 0, 0.0
-    if path.exists():
-        ck = torch.load(path, weights_only=False)
-        unet.load_state_dict(ck["unet"])
-        te.load_state_dict(ck["te"])
-        ema_u.load_state_dict(ck["ema_u"])
-        ema_t.load_state_dict(ck["ema_t"])
-        opt.load_state_dict(ck["opt"])
-        rng.bit_generator.state = ck["rng"]
-        gen.set_state(ck["gen"])
-        step, elapsed = ck["step"], ck["elapsed"]
-        log(f"unet: resumed at step {step} ({elapsed / 60:.1f} min done)")
 
-    sched = DDPMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
-    )
-    ac = sched.alphas_cumprod.to(device)
-    snr = ac / (1 - ac)
-    w_t = torch.clamp(snr, max=5.0) / snr  # min-SNR(5) for epsilon prediction
+class _UnetTraining:
+    """The state of phase 2 (models, EMA copies, optimizer, random states, progress) and its steps."""
 
-    # Tokenize every caption once; the empty caption is the dropout target.
-    caps = data["captions"]
-    ids_all = tokenizer(caps, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").input_ids
-    ids_empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
-                          return_tensors="pt").input_ids[0]
-    mentions = data["mentions_dot"]
-    sf = lat["scaling_factor"]
-    mean, std = lat["mean"], lat["std"]
-    n = len(caps)
+    def __init__(self, args, data, lat, vae, tokenizer, path: Path, device, out: Path):
+        self.args, self.vae, self.tokenizer, self.path, self.device, self.out = args, vae, tokenizer, path, device, out
+        self._models(args, tokenizer, device)
+        self.rng = np.random.default_rng([args.seed, 2])
+        self.gen = torch.Generator().manual_seed(args.seed + 3)
+        self.step, self.elapsed = 0, 0.0
+        self.losses: list[float] = []
+        self.recent: list[float] = []
+        self.sched, self.w_t = _noise_schedule(device)
+        self.ids_all, self.ids_empty = _caption_ids(tokenizer, data["captions"])
+        self.mentions = data["mentions_dot"]
+        self.sf, self.mean, self.std = lat["scaling_factor"], lat["mean"], lat["std"]
 
-    def ema_update():
-        decay = min(args.ema, (1 + step) / (10 + step))
+    def _models(self, args, tokenizer, device) -> None:
+        """The UNet and text encoder (seeded), AdamW over both, and their EMA copies (frozen)."""
+        torch.manual_seed(args.seed + 2)
+        self.unet = make_unet().to(device)
+        self.te = make_text_encoder(tokenizer).to(device)
+        self.params = list(self.unet.parameters()) + list(self.te.parameters())
+        self.opt = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=1e-2)
+        self.ema_u, self.ema_t = make_unet().to(device), make_text_encoder(tokenizer).to(device)
+        self.ema_u.load_state_dict(self.unet.state_dict())
+        self.ema_t.load_state_dict(self.te.state_dict())
+        for m in (self.ema_u, self.ema_t):
+            m.requires_grad_(False).eval()
+
+    def resume(self) -> None:
+        if not self.path.exists():
+            return
+        ck = torch.load(self.path, weights_only=False)
+        for name in ("unet", "te", "ema_u", "ema_t", "opt"):
+            getattr(self, name).load_state_dict(ck[name])
+        self.rng.bit_generator.state = ck["rng"]
+        self.gen.set_state(ck["gen"])
+        self.step, self.elapsed = ck["step"], ck["elapsed"]
+        log(f"unet: resumed at step {self.step} ({self.elapsed / 60:.1f} min done)")
+
+    def done(self) -> bool:
+        a = self.args
+        return bool((a.unet_steps and self.step >= a.unet_steps) or (a.unet_minutes and self.elapsed >= a.unet_minutes * 60))
+
+    def train(self) -> None:
+        """Steps until the budget; logs, checkpoints and exports on their clocks."""
+        args = self.args
+        self.unet.train()
+        self.te.train()
+        t_start = time.time() - self.elapsed
+        t_ck = t_exp = time.time()
+        while True:
+            self.elapsed = time.time() - t_start
+            if self.done():
+                break
+            lr = self.learning_rate()
+            loss = self.train_step(lr)
+            self.step += 1
+            self.ema_update()
+            self.losses.append(loss)
+            self.recent = (self.recent + [loss])[-500:]
+            if self.step % args.log_every == 0:
+                self._log(lr)
+            if time.time() - t_ck > args.ckpt_minutes * 60:
+                self.save()
+                t_ck = time.time()
+            if args.export_minutes and time.time() - t_exp > args.export_minutes * 60:
+                self.export()
+                t_exp = time.time()
+
+    def learning_rate(self) -> float:
+        """Linear warm-up, then (``decay_steps``) a final linear anneal to 0."""
+        args, step = self.args, self.step
+        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        if args.decay_steps and step >= args.decay_start:
+            lr *= max(0.0, 1.0 - (step - args.decay_start) / args.decay_steps)
+        return lr
+
+    def batch(self):
+        """A training batch: noisy latents, their noise and timesteps, caption ids (10 % dropped to the empty one)."""
+        args = self.args
+        idx = self.rng.integers(0, len(self.ids_all), args.batch)
+        drop = world.dropout_mask(self.mentions[idx], self.rng)
+        ids = self.ids_all[idx].clone()
+        ids[torch.from_numpy(drop)] = self.ids_empty
+        z0 = (self.mean[idx] + self.std[idx] * torch.randn(self.mean[idx].shape, generator=self.gen)) * self.sf
+        noise = torch.randn(z0.shape, generator=self.gen)
+        t = torch.randint(0, 1000, (args.batch,), generator=self.gen)
+        z0, noise, t, ids = (x.to(self.device) for x in (z0, noise, t, ids))
+        return self.sched.add_noise(z0, noise, t), noise, t, ids
+
+    def train_step(self, lr: float) -> float:
+        """One optimizer step (min-SNR weighted epsilon loss, gradient clip 1.0); returns the loss."""
+        zt, noise, t, ids = self.batch()
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        enc = self.te(ids)[0]
+        pred = self.unet(zt, t, enc).sample
+        loss = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
+        loss = (loss * self.w_t[t]).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        return loss.item()
+
+    def ema_update(self) -> None:
+        decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
-            for src, dst in ((unet, ema_u), (te, ema_t)):
+            for src, dst in ((self.unet, self.ema_u), (self.te, self.ema_t)):
                 for p, q in zip(src.parameters(), dst.parameters()):
                     q.lerp_(p, 1 - decay)
 
-    def info():
-        return dict(seed=args.seed, vae_steps=getattr(args, "vae_steps_done", None), unet_steps=step,
-                    unet_minutes=round(elapsed / 60, 1), batch=args.batch,
-                    lr=args.lr, decay_start=args.decay_start, decay_steps=args.decay_steps,
-                    n_images=args.n_images, threads=args.threads, device=str(device),
-                    last_loss=float(np.mean(recent)) if recent else None)
+    def _log(self, lr: float) -> None:
+        rate = self.elapsed / max(self.step, 1)
+        log(f"unet step {self.step} loss {np.mean(self.losses):.4f} lr {lr:.2e} ({self.elapsed / 60:.1f} min, "
+            f"{rate:.2f} s/step)")
+        self.losses = []
 
-    def save():
+    def info(self) -> dict:
+        a = self.args
+        return dict(seed=a.seed, vae_steps=getattr(a, "vae_steps_done", None), unet_steps=self.step,
+                    unet_minutes=round(self.elapsed / 60, 1), batch=a.batch, lr=a.lr, decay_start=a.decay_start,
+                    decay_steps=a.decay_steps, n_images=a.n_images, threads=a.threads, device=str(self.device),
+                    last_loss=float(np.mean(self.recent)) if self.recent else None)
+
+    def save(self) -> None:
         atomic_save(
-            dict(unet=unet.state_dict(), te=te.state_dict(), ema_u=ema_u.state_dict(), ema_t=ema_t.state_dict(),
-                 opt=opt.state_dict(), rng=rng.bit_generator.state, gen=gen.get_state(), step=step,
-                 elapsed=elapsed),
-            path,
+            dict(unet=self.unet.state_dict(), te=self.te.state_dict(), ema_u=self.ema_u.state_dict(),
+                 ema_t=self.ema_t.state_dict(), opt=self.opt.state_dict(), rng=self.rng.bit_generator.state,
+                 gen=self.gen.get_state(), step=self.step, elapsed=self.elapsed),
+            self.path,
         )
 
-    def export():
-        vae.register_to_config(scaling_factor=sf)
-        export_pipeline(vae, ema_t, ema_u, tokenizer, out, info())
-        log(f"exported EMA weights at step {step} to {out}")
+    def export(self) -> None:
+        self.vae.register_to_config(scaling_factor=self.sf)
+        export_pipeline(self.vae, self.ema_t, self.ema_u, self.tokenizer, self.out, self.info())
+        log(f"exported EMA weights at step {self.step} to {self.out}")
 
-    unet.train()
-    te.train()
-    t_start = time.time() - elapsed
-    t_ck = t_exp = time.time()
-    losses, recent = [], []
-    while True:
-        elapsed = time.time() - t_start
-        if (args.unet_steps and step >= args.unet_steps) or (args.unet_minutes and elapsed >= args.unet_minutes * 60):
-            break
-        idx = rng.integers(0, n, args.batch)
-        drop = world.dropout_mask(mentions[idx], rng)
-        ids = ids_all[idx].clone()
-        ids[torch.from_numpy(drop)] = ids_empty
-        z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * sf
-        noise = torch.randn(z0.shape, generator=gen)
-        t = torch.randint(0, 1000, (args.batch,), generator=gen)
-        z0, noise, t, ids = z0.to(device), noise.to(device), t.to(device), ids.to(device)
-        zt = sched.add_noise(z0, noise, t)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
-        if args.decay_steps and step >= args.decay_start:  # final linear anneal to 0
-            lr *= max(0.0, 1.0 - (step - args.decay_start) / args.decay_steps)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        enc = te(ids)[0]
-        pred = unet(zt, t, enc).sample
-        loss = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-        loss = (loss * w_t[t]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        ema_update()
-        losses.append(loss.item())
-        recent = (recent + [loss.item()])[-500:]
-        if step % args.log_every == 0:
-            rate = elapsed / max(step, 1)
-            log(f"unet step {step} loss {np.mean(losses):.4f} lr {lr:.2e} ({elapsed / 60:.1f} min, {rate:.2f} s/step)")
-            losses = []
-        if time.time() - t_ck > args.ckpt_minutes * 60:
-            save()
-            t_ck = time.time()
-        if args.export_minutes and time.time() - t_exp > args.export_minutes * 60:
-            export()
-            t_exp = time.time()
-    save()
-    export()
-    log(f"unet: done, {step} steps in {elapsed / 60:.1f} min, loss (last 500 steps) {np.mean(recent):.4f}")
+
+def _noise_schedule(device):
+    """The training noise schedule (SD v1's) and the min-SNR(5) loss weight of each timestep (epsilon prediction)."""
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    ac = sched.alphas_cumprod.to(device)
+    snr = ac / (1 - ac)
+    return sched, torch.clamp(snr, max=5.0) / snr
+
+
+def _caption_ids(tokenizer, captions):
+    """Every caption tokenized once, and the empty caption (the dropout target)."""
+    ids_all = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+    ids_empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
+                          return_tensors="pt").input_ids[0]
+    return ids_all, ids_empty
 
 
 def main(argv=None):
