@@ -98,8 +98,6 @@ NOT_SERVED: dict[str, str] = {
     # krea2
     # latte
     # ledits_pp
-    "LEditsPPPipelineStableDiffusion": PENDING,
-    "LEditsPPPipelineStableDiffusionXL": PENDING,
     # longcat_audio_dit
     "LongCatAudioDiTPipeline": PENDING,
     # longcat_image
@@ -107,7 +105,6 @@ NOT_SERVED: dict[str, str] = {
     "LTXI2VLongMultiPromptPipeline": "one text per temporal window, each window restarts the schedule and re-encodes the negative against a batch of one: no single delayed negative maps onto it yet",
     # ltx2
     # lucy
-    "LucyEditPipeline": PENDING,
     # lumina
     # lumina2
     # mochi
