@@ -211,6 +211,47 @@ class _Recorder:
             self.handle = None
 
 
+def _check_negative(negative_prompt) -> None:
+    if not isinstance(negative_prompt, str) or not negative_prompt:
+        raise TypeError(f"negative_prompt must be a non-empty str, got {negative_prompt!r}")
+
+
+def _check_signal_rule(threshold, signal_kind, max_fraction) -> None:
+    """The signal rule's settings: its signal, threshold and latest start."""
+    if signal_kind not in SIGNALS:
+        raise ValueError(f"signal_kind must be one of {SIGNALS}, got {signal_kind!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+        raise TypeError(f"threshold must be a number (inf: never fire, always the fallback), got {threshold!r}")
+    if isinstance(max_fraction, bool) or not isinstance(max_fraction, (int, float)) or not 0.0 < max_fraction <= 1.0:
+        raise ValueError(f"max_fraction must be a fraction in (0, 1], got {max_fraction!r}")
+
+
+def _detector_rule(detector, rise, min_step, lookahead) -> tuple[float, int]:
+    """The detector rule's settings checked, with their defaults: ``(rise, min_step)``."""
+    if not isinstance(lookahead, bool):
+        raise TypeError(f"lookahead must be a bool, got {lookahead!r}")
+    if lookahead and detector is None:
+        raise ValueError("lookahead=True needs a detector (it belongs to the detector rule)")
+    if detector is not None and not callable(detector):
+        raise TypeError(f"detector must be a callable images -> scores (or None), got {detector!r}")
+    if rise is None:
+        rise = DEFAULT_LOOKAHEAD_RISE if lookahead else DEFAULT_RISE
+    if isinstance(rise, bool) or not isinstance(rise, (int, float)) or not math.isfinite(rise) or rise < 0:
+        raise ValueError(f"rise must be a finite number >= 0, got {rise!r}")
+    if min_step is None:
+        min_step = 1 if detector is None else (DEFAULT_LOOKAHEAD_MIN_STEP if lookahead else DEFAULT_RISE_MIN_STEP)
+    if isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 1:
+        raise ValueError(f"min_step must be an int >= 1 (a step-end callback cannot change step 0), got {min_step!r}")
+    return rise, min_step
+
+
+def _check_modes(fallback, when) -> None:
+    if fallback not in ("max", "never"):
+        raise ValueError(f"fallback must be 'max' or 'never', got {fallback!r}")
+    if when not in ("first", "latest"):
+        raise ValueError(f"when must be 'first' or 'latest', got {when!r}")
+
+
 class AutoDelayedNegative(PipelineCallback):
     """Delay the negative prompt to a start step chosen per image from the run's own noise predictions.
 
@@ -256,32 +297,10 @@ class AutoDelayedNegative(PipelineCallback):
         lookahead: bool = False,
     ):
         super().__init__()
-        if not isinstance(negative_prompt, str) or not negative_prompt:
-            raise TypeError(f"negative_prompt must be a non-empty str, got {negative_prompt!r}")
-        if signal_kind not in SIGNALS:
-            raise ValueError(f"signal_kind must be one of {SIGNALS}, got {signal_kind!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
-            raise TypeError(f"threshold must be a number (inf: never fire, always the fallback), got {threshold!r}")
-        if isinstance(max_fraction, bool) or not isinstance(max_fraction, (int, float)) or not 0.0 < max_fraction <= 1.0:
-            raise ValueError(f"max_fraction must be a fraction in (0, 1], got {max_fraction!r}")
-        if not isinstance(lookahead, bool):
-            raise TypeError(f"lookahead must be a bool, got {lookahead!r}")
-        if lookahead and detector is None:
-            raise ValueError("lookahead=True needs a detector (it belongs to the detector rule)")
-        if detector is not None and not callable(detector):
-            raise TypeError(f"detector must be a callable images -> scores (or None), got {detector!r}")
-        if rise is None:
-            rise = DEFAULT_LOOKAHEAD_RISE if lookahead else DEFAULT_RISE
-        if isinstance(rise, bool) or not isinstance(rise, (int, float)) or not math.isfinite(rise) or rise < 0:
-            raise ValueError(f"rise must be a finite number >= 0, got {rise!r}")
-        if min_step is None:
-            min_step = 1 if detector is None else (DEFAULT_LOOKAHEAD_MIN_STEP if lookahead else DEFAULT_RISE_MIN_STEP)
-        if isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 1:
-            raise ValueError(f"min_step must be an int >= 1 (a step-end callback cannot change step 0), got {min_step!r}")
-        if fallback not in ("max", "never"):
-            raise ValueError(f"fallback must be 'max' or 'never', got {fallback!r}")
-        if when not in ("first", "latest"):
-            raise ValueError(f"when must be 'first' or 'latest', got {when!r}")
+        _check_negative(negative_prompt)
+        _check_signal_rule(threshold, signal_kind, max_fraction)
+        rise, min_step = _detector_rule(detector, rise, min_step, lookahead)
+        _check_modes(fallback, when)
         self.when = when
         self.negative_prompt = negative_prompt
         self.threshold = float(threshold)
