@@ -284,6 +284,7 @@ def build_report(out: Path, img: Path | None) -> dict:
         rep["signals"] = _signal_summary(sig)
         md.append(_signal_table(rep["signals"]))
     md += _auto_section(out, summaries, sig, rep)
+    md += _early_behaviour_md(out, present, rep)
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "report.json").write_text(json.dumps(_jsonable(rep), indent=1))
     if img is not None:
@@ -375,7 +376,7 @@ def _critical_settings(summaries: dict, present: dict) -> dict:
     and three starts at least), with their step count and step sigmas."""
     settings = {}
     for name, c in present.items():
-        if c.negative != plan.NEG or c.prompts != plan.PLAIN or STOCK not in summaries[name]["rows"]:
+        if c.negative != plan.NEG or c.prompts != plan.PLAIN or STOCK not in summaries[name]["rows"] or c.no_cfg:
             continue
         if len([k for k in summaries[name]["rows"] if isinstance(k, int)]) < 3:
             continue
@@ -423,6 +424,70 @@ def _auto_section(out: Path, summaries: dict, sig: dict | None, rep: dict) -> li
     if FULL in summaries and autos.get(FULL) and sig is not None:
         return [_auto_md(rep, out)]
     return []
+
+
+def _early_behaviour_md(out: Path, present: dict, rep: dict) -> list[str]:
+    """Question 6: at the same start, CFG against the empty prompt before it (the default) vs CFG off before it, on
+    removal and change; per cell with the early-behaviour rows (``Cell.no_cfg``)."""
+    md = []
+    for name, cell in present.items():
+        if not cell.no_cfg:
+            continue
+        result = early_behaviour(out, name, list(cell.starts))
+        rep.setdefault("early_behaviour", {})[name] = result
+        md += _early_behaviour_table(name, cell, result)
+    return md
+
+
+def early_behaviour(out: Path, name: str, starts: list[int]) -> dict:
+    """Per start ``k``: the three rows' rates and changes, the paired difference CFG off − default (both against
+    the no-negative twin), and CFG off with the negative against its own twin (CFG off, no negative)."""
+    from ..lab import metrics as M
+    from .protocol import NO_CFG, NO_CFG_ONLY, early_row, load_images
+
+    records = load_cell(out, name)
+    images = load_images(out, name)
+    seeds = R.by_seed(records)
+    index = {(r["seed"], r["row"]): j for j, r in enumerate(records)}
+    summary = R.summarize_cell(records)["rows"]
+    result = {}
+    for k in starts:
+        off, twin = early_row(NO_CFG, k), early_row(NO_CFG_ONLY, k)
+        pairs = [(index[(s, off)], index[(s, twin)]) for s in seeds if (s, off) in index and (s, twin) in index]
+        own = {"pixel": R.bootstrap_mean([M.pixel_distance(images[a], images[b]) for a, b in pairs]),
+               "ssim": R.bootstrap_mean([M.ssim_distance(images[a], images[b]) for a, b in pairs])}
+        with_dot = [(records[a]["present"], records[b]["present"]) for a, b in pairs if records[b]["present"]]
+        result[k] = {"default": summary[k], "no_cfg": summary[off], "no_cfg_only": summary[twin],
+                     "paired": _paired_rows(records, k, off),
+                     "vs_own_twin": {**own, "removed": R.rate([not p for p, _ in with_dot]) if with_dot else None}}
+    return result
+
+
+def _early_behaviour_table(name: str, cell, result: dict) -> list[str]:
+    md = [f"### {name}: the same start, CFG against the empty prompt before it (default) vs CFG off before it "
+          f"({cell.sampler}, {cell.steps} steps, {len(cell.seeds)} seeds)\n",
+          "| start | before the start | accessory rate | removed (of those with) | created (of those without) | "
+          "pixel dist. to no negative | 1 − SSIM to no negative |",
+          "|---|---|---|---|---|---|---|"]
+    for k, r in result.items():
+        for label, e in (("CFG, empty prompt (default)", r["default"]), ("CFG off", r["no_cfg"]),
+                         ("CFG off, no negative at all", r["no_cfg_only"])):
+            md.append(f"| {k} | {label} | {R.pct(e['present'])} | {R.pct(e['removed'])} | {R.pct(e['created'])} | "
+                      f"{R.num(e['pixel'])} | {R.num(e['ssim'])} |")
+    md += ["", "Paired over seeds, CFG off − default at the same start (95 % bootstrap), and CFG off with the negative "
+           "against its own twin (CFG off, no negative):\n",
+           "| start | accessory rate | pixel dist. | 1 − SSIM | object right | own twin: removed (of its dots) | "
+           "own twin: pixel dist. | own twin: 1 − SSIM |", "|---|---|---|---|---|---|---|---|"]
+    for k, r in result.items():
+        m, t = r["paired"]["measures"], r["vs_own_twin"]
+        d = lambda key, scale=1.0, f=".3f": (f"{scale * m[key]['diff'][0]:+{f}} [{scale * m[key]['diff'][1]:+{f}}, "  # noqa: E731
+                                             f"{scale * m[key]['diff'][2]:+{f}}]")
+        num = lambda v: f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"  # noqa: E731
+        md.append(f"| {k} | {d('accessory present', 100, '.1f')} pp | {d('pixel distance to no negative')} | "
+                  f"{d('1 - SSIM to no negative')} | {d('object right', 100, '.1f')} pp | {R.pct(t['removed'])} | "
+                  f"{num(t['pixel'])} | {num(t['ssim'])} |")
+    md.append("")
+    return md
 
 
 def _paired_rows(records: list[dict], a, b) -> dict:
