@@ -61,7 +61,7 @@ NOT_SERVED: dict[str, str] = {
     # ernie_image
     "ErnieImagePipeline": "batched text of per-row length (text_bth zero-padded to the longest row of the whole call, with text_lens): a negative longer than every prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed",
     # helios
-    "HeliosPyramidPipeline": PENDING,
+    "HeliosPyramidPipeline": "its pyramid stages each call scheduler.set_timesteps inside one progress bar (whose total is the sum of the stages' steps), so the scheduler's step index negdelay counts restarts at every stage: a delay would count steps per stage (needs step counting across set_timesteps calls)",
     # hidream_image
     "HiDreamImagePipeline": "batched, but its Llama-3 text input is [layers, batch, tokens, dim] (batch on dim 1); the batched hook slices rows on dim 0: needs a per-input batch axis in the declaration",
     # hunyuan_image
