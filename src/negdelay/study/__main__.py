@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .protocol import load_signals  # noqa: F401 - its home is protocol.py; kept here for older callers
-
 _MODEL_PATH = None
 
 
