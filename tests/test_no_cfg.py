@@ -210,6 +210,9 @@ def test_callback_no_cfg_with_the_prompt_as_the_pipelines_negative(name):
         prompts = c.prompts if isinstance(c.prompts, str) else list(c.prompts)
         got = call(c, negative=prompts, callback_on_step_end=callback)
         assert same(got, want), f"{name}: callback before='no_cfg' from step {k} differs from the reference"
+    prompts = c.prompts if isinstance(c.prompts, str) else list(c.prompts)
+    callback = DelayedNegative.for_pipeline(c.pipe, c.negatives(), start_step=1, stop_step=2, before="no_cfg")
+    assert same(call(c, negative=prompts, callback_on_step_end=callback), no_cfg_reference(c, values, 1, stop=2))
     callback = DelayedNegative.for_pipeline(c.pipe, c.negatives(), start_step=2, before="no_cfg")
     with pytest.raises(ValueError, match=r"before='no_cfg'.*step 0.*negative_prompt=prompt.*negdelay\.apply"):
         call(c, callback_on_step_end=callback)
