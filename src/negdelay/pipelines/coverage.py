@@ -106,8 +106,6 @@ NOT_SERVED: dict[str, str] = {
     # lumina2
     # mochi
     # motif_video
-    "MotifVideoImage2VideoPipeline": PENDING,
-    "MotifVideoPipeline": PENDING,
     # nucleusmoe_image
     # ovis_image
     # pag
@@ -125,7 +123,6 @@ NOT_SERVED: dict[str, str] = {
     "SkyReelsV2DiffusionForcingVideoToVideoPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
     # stable_audio
     # stable_audio_3
-    "StableAudio3Pipeline": PENDING,
     # stable_cascade
     "StableCascadeCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "StableCascadeDecoderPipeline": "declared and proven in pipelines/stable_cascade.py + tests/builders/stable_cascade.py (batched [conditional, unconditional], layout (2, (1,))), not registered: its own DDPMWuerstchenScheduler has no `order` attribute, which families.base.run_facts reads (AttributeError); registers once run_facts takes getattr(sched, \"order\", 1)",
