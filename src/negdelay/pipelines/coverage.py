@@ -25,8 +25,7 @@ NOT_SERVED: dict[str, str] = {
     "AnimateDiffSparseControlNetPipeline": "batched ControlNet rows: in guess mode the ControlNet gets only the conditional rows, and per-frame row counts do not tell the mode (needs the call's frame count)",
     "AnimateDiffVideoToVideoControlNetPipeline": "batched ControlNet rows: in guess mode the ControlNet gets only the conditional rows, and per-frame row counts do not tell the mode (needs the call's frame count)",
     # anyflow
-    "AnyFlowFARPipeline": PENDING,
-    "AnyFlowPipeline": PENDING,
+    "AnyFlowFARPipeline": "its chunk loop steps through tqdm directly (not self.progress_bar, which the contract's reference counts steps with), and between chunks encode_kv_cache runs the [negative, prompt] rows once at timestep 0 into a KV cache that every step of the later chunks attends to: a per-step negative cannot reach the cached context (needs a declared rule for the cache pass)",
     # audioldm2
     # aura_flow
     # bria
@@ -96,7 +95,6 @@ NOT_SERVED: dict[str, str] = {
     # ledits_pp
     "LEditsPPPipelineStableDiffusion": "its loop runs the last num_inversion_steps of the timesteps invert set (invert skip, default 0.15, drops the first ones) but sets neither _num_timesteps nor a begin index, so with a step-indexed scheduler (its default DPM-Solver) negdelay cannot tell the loop start and would swap too early; the declaration (ledits_pp.SD) passes the contract with skip=0. Needs the loop start read from the timestep of the first denoiser call",
     # longcat_audio_dit
-    "LongCatAudioDiTPipeline": PENDING,
     # longcat_image
     # ltx
     "LTXI2VLongMultiPromptPipeline": "one text per temporal window, each window restarts the schedule and re-encodes the negative against a batch of one: no single delayed negative maps onto it yet",
