@@ -40,7 +40,6 @@ NOT_SERVED: dict[str, str] = {
     # cogview3
     # cogview4
     # consisid
-    "ConsisIDPipeline": PENDING,
     # controlnet
     # controlnet_hunyuandit
     # controlnet_sd3
