@@ -12,7 +12,12 @@ no images of text. The unconditional pass is the second transformer call of each
 from __future__ import annotations
 
 import torch
-from diffusers import AutoencoderKLFlux2, BriaFibo2Pipeline, BriaFibo2Transformer2DModel, FlowMatchEulerDiscreteScheduler
+from diffusers import (
+    AutoencoderKLFlux2,
+    BriaFibo2Pipeline,
+    BriaFibo2Transformer2DModel,
+    FlowMatchEulerDiscreteScheduler,
+)
 from diffusers.pipelines.bria_fibo2.pipeline_bria_fibo2 import PROMPT_TEMPLATE
 from transformers import Qwen2VLImageProcessorPil, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 

@@ -37,8 +37,9 @@ def _unet(in_channels: int, sample_size: int, **extra):
     return UNet2DConditionModel(
         sample_size=sample_size, layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=4,
         down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
-        mid_block_type="UNetMidBlock2DSimpleCrossAttn", up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
-        in_channels=in_channels, out_channels=6, cross_attention_dim=HIDDEN, encoder_hid_dim=HIDDEN, attention_head_dim=4,
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"), in_channels=in_channels, out_channels=6,
+        cross_attention_dim=HIDDEN, encoder_hid_dim=HIDDEN, attention_head_dim=4,
         addition_embed_type="text", addition_embed_type_num_heads=2, cross_attention_norm="group_norm",
         resnet_time_scale_shift="scale_shift", act_fn="gelu", **extra,
     ).eval()
@@ -69,7 +70,8 @@ def _case(cls, full=False, steps=4, **call):
     def build():
         pipe = cls(**_parts("SuperResolution" in cls.__name__))
         pipe.set_progress_bar_config(disable=True)
-        return Case(pipe, call={**CALL, **call}, steps=steps, schedulers=((lambda p: p.scheduler), _dpm), full_grid=full)
+        return Case(pipe, call={**CALL, **call}, steps=steps, schedulers=((lambda p: p.scheduler), _dpm),
+                    full_grid=full)
     return build
 
 

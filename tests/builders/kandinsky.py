@@ -27,7 +27,8 @@ EMBEDS = dict(image_embeds=torch.linspace(-1, 1, 2 * WIDTH).reshape(2, WIDTH),
               negative_image_embeds=torch.linspace(1, -1, 2 * WIDTH).reshape(2, WIDTH).cos())
 CALL = dict(height=16, width=16, guidance_scale=4.0, output_type="pt", **EMBEDS)
 # one image per prompt: image-to-image repeats the images' latents per image, not per prompt
-IMAGES = [torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16), torch.linspace(1, 0, 3 * 16 * 16).reshape(1, 3, 16, 16)]
+IMAGES = [torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16),
+          torch.linspace(1, 0, 3 * 16 * 16).reshape(1, 3, 16, 16)]
 MASK = (torch.arange(16 * 16).reshape(1, 1, 16, 16) % 16 >= 8).float().repeat(2, 1, 1, 1)  # one per prompt too
 # without guidance the pipelines do not repeat image_embeds per image (diffusers 0.42.1): one row per image given
 NO_CFG = dict(guidance_scale=1.0, image_embeds=EMBEDS["image_embeds"].repeat_interleave(2, dim=0))
@@ -48,7 +49,8 @@ def _unet(in_channels: int) -> UNet2DConditionModel:
     return UNet2DConditionModel(
         in_channels=in_channels, out_channels=8, addition_embed_type="text_image", layers_per_block=1,
         down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
-        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"), mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
         block_out_channels=(8, 16), norm_num_groups=4, encoder_hid_dim=WIDTH, encoder_hid_dim_type="text_image_proj",
         cross_attention_dim=WIDTH, attention_head_dim=4, resnet_time_scale_shift="scale_shift", class_embed_type=None,
     ).eval()

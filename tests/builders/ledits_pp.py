@@ -1,9 +1,9 @@
 """Tiny LEDITS++ pipelines (SD 1.x and SDXL) on the SD and SDXL builders' components (their UNets with a third level:
 cross-attention at the 4x4 of the attention masks), inverted once at build time (32x32 images -- its minimum --, 5
 inversion steps, skip 0.2: the loop runs the last 5 of 6 timesteps); each call edits the inverted images with two
-editing prompts. SD 1.x is built but not served (coverage.NOT_SERVED). The contract's ``prompt`` and ``num_inference_steps`` land in ``__call__``'s ``**kwargs`` and are
-ignored (the inversion fixes the images and the steps); one image per inverted image; no other scheduler (a new one
-would need a new inversion). ``no_cfg``: no editing prompt (the pipeline then runs the unconditional rows alone)."""
+editing prompts. SD 1.x is built but not served (coverage.NOT_SERVED). The contract's ``prompt`` and
+``num_inference_steps`` land in ``__call__``'s ``**kwargs`` and are ignored (the inversion fixes the images and
+the steps); one image per inverted image; no other scheduler (a new one would need a new inversion). ``no_cfg``: no editing prompt (the pipeline then runs the unconditional rows alone)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from contract_case import Case
 from tiny import tiny_sd
 from tiny_families import tiny_sdxl
 
-IMAGES = torch.stack([torch.linspace(0, 1, 3 * 32 * 32).reshape(3, 32, 32), torch.linspace(1, 0, 3 * 32 * 32).reshape(3, 32, 32)])
+IMAGES = torch.stack([torch.linspace(0, 1, 3 * 32 * 32).reshape(3, 32, 32),
+                      torch.linspace(1, 0, 3 * 32 * 32).reshape(3, 32, 32)])
 STEPS = 5
 CALL = dict(editing_prompt=["red hat", "green glasses"], edit_guidance_scale=[5.0, 3.0], edit_threshold=0.8,
             output_type="latent")
@@ -36,7 +37,8 @@ def _unet(base):
 
 
 def _scheduler(pipe):
-    return DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="sde-dpmsolver++", solver_order=2)
+    return DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="sde-dpmsolver++",
+                                                   solver_order=2)
 
 
 def _inverted(pipe, images=IMAGES):

@@ -9,7 +9,12 @@ negative's have one width (the contract's per-input check keeps one input of the
 from __future__ import annotations
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, LongCatAudioDiTPipeline, LongCatAudioDiTTransformer, LongCatAudioDiTVae
+from diffusers import (
+    FlowMatchEulerDiscreteScheduler,
+    LongCatAudioDiTPipeline,
+    LongCatAudioDiTTransformer,
+    LongCatAudioDiTVae,
+)
 from transformers import UMT5Config, UMT5EncoderModel
 
 from contract_case import Case
@@ -39,8 +44,8 @@ def longcat_audio_dit() -> Case:
     text_encoder = _seeded(2, lambda: UMT5EncoderModel(UMT5Config(
         d_model=32, num_layers=1, num_heads=4, d_kv=8, d_ff=64, vocab_size=len(tokenizer), dropout_rate=0.0,
         relative_attention_num_buckets=8, pad_token_id=tokenizer.pad_token_id)))
-    transformer = _seeded(0, lambda: _redraw_zero_weights(LongCatAudioDiTTransformer(dit_dim=32, dit_depth=1, dit_heads=4, dit_text_dim=32,
-                                                                latent_dim=8, text_conv=False)))
+    transformer = _seeded(0, lambda: _redraw_zero_weights(LongCatAudioDiTTransformer(
+        dit_dim=32, dit_depth=1, dit_heads=4, dit_text_dim=32, latent_dim=8, text_conv=False)))
     vae = _seeded(0, lambda: LongCatAudioDiTVae(in_channels=1, channels=8, c_mults=[1, 2], strides=[2], latent_dim=8,
                                                 encoder_latent_dim=16, downsampling_ratio=2, sample_rate=16))
     pipe = LongCatAudioDiTPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,

@@ -27,17 +27,19 @@ def _seeded(seed, build):
 def _text_encoder(tokenizer) -> T5GemmaEncoderModel:
     module = T5GemmaModuleConfig(
         vocab_size=len(tokenizer), hidden_size=COND, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=8, max_position_embeddings=64, sliding_window=64, layer_types=["full_attention"],
-        attention_dropout=0.0, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+        num_key_value_heads=1, head_dim=8, max_position_embeddings=64, sliding_window=64,
+        layer_types=["full_attention"], attention_dropout=0.0, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
     ).to_dict()
-    return _seeded(2, lambda: T5GemmaEncoderModel(T5GemmaConfig(encoder=module, decoder=module, is_encoder_decoder=False)))
+    config = T5GemmaConfig(encoder=module, decoder=module, is_encoder_decoder=False)
+    return _seeded(2, lambda: T5GemmaEncoderModel(config))
 
 
 def stable_audio_3() -> Case:
     tokenizer = make_gemma_tokenizer(model_max_length=16)
     transformer = _seeded(0, lambda: StableAudio3DiTModel(
         io_channels=8, patch_size=1, embed_dim=32, depth=1, num_heads=4, cond_token_dim=COND, global_cond_dim=COND,
-        local_add_cond_dim=5, timestep_features_dim=16, ff_mult=2, num_memory_tokens=3, use_differential_attention=False))
+        local_add_cond_dim=5, timestep_features_dim=16, ff_mult=2, num_memory_tokens=3,
+        use_differential_attention=False))
     vae = _seeded(0, lambda: AutoencoderSAME(
         audio_channels=2, patch_size=2, encoder_channels=8, encoder_c_mults=(2,), encoder_strides=(2,),
         encoder_transformer_depths=(1,), latent_dim=8, use_differential_attention=False, dim_heads=4, ff_mult=2,

@@ -1,6 +1,6 @@
-"""HunyuanImage 2.1 (text-to-image) and its refiner: guidance by the pipeline's guider (``AdaptiveProjectedMixGuidance``:
-CFG, then APG after a start step), one transformer call per guider batch, the unconditional one inside
-``cache_context("pred_uncond")``. Text-to-image: Qwen2.5-VL tokens and mask plus ByT5 glyph tokens and mask (glyph
+"""HunyuanImage 2.1 (text-to-image) and its refiner: guidance by the pipeline's guider
+(``AdaptiveProjectedMixGuidance``: CFG, then APG after a start step), one transformer call per guider batch, the
+unconditional one inside ``cache_context("pred_uncond")``. Text-to-image: Qwen2.5-VL tokens and mask plus ByT5 glyph tokens and mask (glyph
 text is what the prompt quotes; none gives zeros); the refiner: Qwen tokens and mask only. The stock pipelines
 encode the negative with the same ``encode_prompt`` as the prompt (``prompt=negative_prompt``): a negative is
 encoded as a prompt."""

@@ -26,7 +26,8 @@ def second_block_unconditional(pipeline):
 
 
 _CASCADE = dict(family="Stable Cascade", mode="batched", layout=second_block_unconditional)
-PRIOR = Declaration(**_CASCADE, inputs=(POOLED, TOKENS), denoisers=("prior",), encode=prompt_encoder({TOKENS: 0, POOLED: 1}))
+PRIOR = Declaration(**_CASCADE, inputs=(POOLED, TOKENS), denoisers=("prior",),
+                    encode=prompt_encoder({TOKENS: 0, POOLED: 1}))
 DECODER = Declaration(**_CASCADE, inputs=(POOLED,), denoisers=("decoder",), encode=prompt_encoder({POOLED: 1}),
                       note="the image embeddings of the unconditional rows are zeros (not text): kept")
 
