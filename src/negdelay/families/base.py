@@ -84,6 +84,7 @@ def run_facts(pipeline, need_sigmas: bool, begin: int | None = None, need_axis: 
     """
     sched = pipeline.scheduler
     all_t = sched.timesteps
+    order = int(getattr(sched, "order", 1))  # DDPMWuerstchenScheduler has none: one call per step
     if begin is None:
         n_iter = getattr(pipeline, "_num_timesteps", None) or len(all_t)
         begin = len(all_t) - n_iter
@@ -91,10 +92,10 @@ def run_facts(pipeline, need_sigmas: bool, begin: int | None = None, need_axis: 
     n_inference = getattr(sched, "num_inference_steps", None)
     if n_inference is None or getattr(sched, "custom_timesteps", False):
         # timesteps= given to the pipeline: DDPM keeps a stale num_inference_steps; the pipeline counts them all
-        n_inference = len(all_t) if sched.order == 1 else n_inference
+        n_inference = len(all_t) if order == 1 else n_inference
     if n_inference is None:
         raise ValueError(f"{type(sched).__name__} did not record how many steps it runs; use a standard scheduler")
-    n_steps = int(n_inference) - begin // sched.order
+    n_steps = int(n_inference) - begin // order
     sigmas = None
     if need_sigmas:
         own = getattr(sched, "sigmas", None)
@@ -109,4 +110,4 @@ def run_facts(pipeline, need_sigmas: bool, begin: int | None = None, need_axis: 
                 f"{type(sched).__name__} has neither sigmas nor alphas_cumprod: use start_step or start_fraction"
             )
     axis = noise_axis(sched) if need_axis else None
-    return Run(n_iterations=n_iter, n_steps=n_steps, order=int(sched.order), sigmas=sigmas, axis=axis)
+    return Run(n_iterations=n_iter, n_steps=n_steps, order=order, sigmas=sigmas, axis=axis)

@@ -85,7 +85,6 @@ NOT_SERVED: dict[str, str] = {
     "Kandinsky5I2IPipeline": PENDING,
     "Kandinsky5I2VPipeline": PENDING,
     "Kandinsky5T2IPipeline": PENDING,
-    "Kandinsky5T2VPipeline": PENDING,
     # kandinsky6
     "Kandinsky6TI2VAPipeline": PENDING,
     # kolors
@@ -122,8 +121,6 @@ NOT_SERVED: dict[str, str] = {
     # stable_audio_3
     # stable_cascade
     "StableCascadeCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "StableCascadeDecoderPipeline": "declared and proven in pipelines/stable_cascade.py + tests/builders/stable_cascade.py (batched [conditional, unconditional], layout (2, (1,))), not registered: its own DDPMWuerstchenScheduler has no `order` attribute, which families.base.run_facts reads (AttributeError); registers once run_facts takes getattr(sched, \"order\", 1)",
-    "StableCascadePriorPipeline": "declared and proven in pipelines/stable_cascade.py + tests/builders/stable_cascade.py (batched [conditional, unconditional], layout (2, (1,))), not registered: its own DDPMWuerstchenScheduler has no `order` attribute, which families.base.run_facts reads (AttributeError); registers once run_facts takes getattr(sched, \"order\", 1)",
     # stable_diffusion
     "OnnxStableDiffusionImg2ImgPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "OnnxStableDiffusionInpaintPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",

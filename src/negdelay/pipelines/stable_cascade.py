@@ -7,10 +7,8 @@ a text pass too: the negative's pooled projection (``clip_text_pooled``) next to
 (``effnet``, not text). Prompt and negative are both padded to the tokenizer's length and encoded alike, so a
 negative is encoded as a prompt by the pipeline's ``encode_prompt``.
 
-Not registered yet (coverage.NOT_SERVED says why): the pipelines' own ``DDPMWuerstchenScheduler`` has no ``order``
-attribute, which ``families.base.run_facts`` reads. With ``getattr(sched, "order", 1)`` there (its loop drops the
-LAST timestep, which the ``_num_timesteps`` path already counts right) ``register_all()`` serves both classes; the
-contract passes for both (prior: Wuerstchen and DDPM schedulers, k = 1 and 3) with that change."""
+Its own ``DDPMWuerstchenScheduler`` has no ``order`` attribute: ``run_facts`` takes 1 (one call per step); the loop
+drops the LAST timestep, which the ``_num_timesteps`` path counts right."""
 
 from __future__ import annotations
 
@@ -32,7 +30,5 @@ DECODER = Declaration(**_CASCADE, inputs=(POOLED,), denoisers=("decoder",), enco
                       note="the image embeddings of the unconditional rows are zeros (not text): kept")
 
 
-def register_all() -> None:
-    """Serve both classes (once run_facts reads a scheduler without ``order``)."""
-    register(PRIOR, "StableCascadePriorPipeline")
-    register(DECODER, "StableCascadeDecoderPipeline")
+register(PRIOR, "StableCascadePriorPipeline")
+register(DECODER, "StableCascadeDecoderPipeline")
