@@ -154,4 +154,8 @@ def test_declared_inputs_are_the_text_inputs_and_each_matters(name):
     pairs = sorted({(model, n) for (model, _), inputs in values.items() for n in inputs})
     for model, n in pairs if len(models) > 1 else [(None, n) for n in sorted(found)]:
         skip = ((model, n),) if model else (n,)
-        assert not same(reference(c, values, 1, skip=skip), full), f"{name}: swapping all but {model or ''} {n} changes nothing"
+        try:
+            without = reference(c, values, 1, skip=skip)
+        except (RuntimeError, ValueError, IndexError):  # e.g. the negative's tokens with the own text's mask width:
+            continue  # the other inputs cannot even run without this one, so it matters
+        assert not same(without, full), f"{name}: swapping all but {model or ''} {n} changes nothing"
