@@ -82,9 +82,6 @@ NOT_SERVED: dict[str, str] = {
     "KandinskyV22PriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
     # kandinsky3
     # kandinsky5
-    "Kandinsky5I2IPipeline": PENDING,
-    "Kandinsky5I2VPipeline": PENDING,
-    "Kandinsky5T2IPipeline": PENDING,
     # kandinsky6
     "Kandinsky6TI2VAPipeline": PENDING,
     # kolors
