@@ -32,3 +32,26 @@ def test_delayed_negative_of_another_length_equals_reference(long_negative_case,
     want = tc.reference(c, values, k)
     with negdelay.apply(c.pipe, c.negatives(), start_step=k):
         assert tc.same(tc.call(c), want)
+
+
+def test_merge_of_rows_of_different_widths_pads_and_follows_the_width():
+    """Per-row schedules can put the pipeline's own negative (16 tokens) next to a delayed one (3 tokens): rows are
+    right-padded with zeros to the widest and the positions cover that width."""
+    import torch
+
+    from negdelay.pipelines.kandinsky5 import merge
+
+    own = {"encoder_hidden_states": torch.randn(2, 16, 4), "pooled_projections": torch.randn(2, 5),
+           "text_rope_pos": torch.arange(2)}
+    negative = {"encoder_hidden_states": torch.randn(2, 3, 4), "pooled_projections": torch.randn(2, 5),
+                "text_rope_pos": torch.arange(3)}
+    out = merge(own, negative, (None, 1))
+    assert torch.equal(out["encoder_hidden_states"][0], own["encoder_hidden_states"][0])
+    assert torch.equal(out["encoder_hidden_states"][1, :3], negative["encoder_hidden_states"][1])
+    assert not out["encoder_hidden_states"][1, 3:].any()
+    assert torch.equal(out["pooled_projections"], torch.stack([own["pooled_projections"][0],
+                                                               negative["pooled_projections"][1]]))
+    assert torch.equal(out["text_rope_pos"], torch.arange(16))
+    only_negative = merge(own, negative, (0, 1))
+    assert only_negative["encoder_hidden_states"].shape == (2, 3, 4)
+    assert torch.equal(only_negative["text_rope_pos"], torch.arange(3))
