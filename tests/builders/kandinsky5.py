@@ -56,14 +56,19 @@ def _template(cls) -> tuple[str, int]:
 
 
 def processor(cls):
-    template, start = _template(cls)
+    return qwen_processor(*_template(cls), SPLIT[cls], cls.__name__)
+
+
+def qwen_processor(template: str, start: int, split: dict, name: str):
+    """A ``Qwen2VLProcessor`` whose tokenizer makes ``template``'s prefix exactly ``start`` tokens: every word one
+    token, except the words of ``split``, two tokens each."""
     source = template
-    for word, pieces in SPLIT[cls].items():
+    for word, pieces in split.items():
         source = source.replace(word, pieces)
-    extra = tuple(p.split()[1] for p in SPLIT[cls].values())
+    extra = tuple(p.split()[1] for p in split.values())
     tokenizer = tiny_qwen.make_qwen_tokenizer(words=(*tiny_qwen.WORDS, *extra), template=source)
     if len(tokenizer(template.split("{}")[0]).input_ids) != start:
-        raise RuntimeError(f"{cls.__name__}'s template prefix is no longer {start} tokens; rebuild the tokenizer")
+        raise RuntimeError(f"{name}'s template prefix is no longer {start} tokens; rebuild the tokenizer")
     return _processor(tokenizer)
 
 

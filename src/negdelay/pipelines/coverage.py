@@ -83,7 +83,6 @@ NOT_SERVED: dict[str, str] = {
     # kandinsky3
     # kandinsky5
     # kandinsky6
-    "Kandinsky6TI2VAPipeline": PENDING,
     # kolors
     # krea2
     # latte
