@@ -44,13 +44,9 @@ NOT_SERVED: dict[str, str] = {
     # controlnet_hunyuandit
     # controlnet_sd3
     # cosmos
-    "Cosmos2TextToImagePipeline": PENDING,
-    "Cosmos2VideoToWorldPipeline": PENDING,
     "Cosmos2_5_PredictBasePipeline": PENDING,
     "Cosmos2_5_TransferPipeline": PENDING,
     "Cosmos3OmniPipeline": PENDING,
-    "CosmosTextToWorldPipeline": PENDING,
-    "CosmosVideoToWorldPipeline": PENDING,
     # deepfloyd_if
     # dreamlite
     "DreamLitePipeline": "batched, the negative and the prompt encoded in ONE encode_prompt call and padded (text_pad_embedding, mask) to the longer of the two: a negative longer than the prompt widens the conditional row too, and the batched hook keeps the other blocks as passed",
