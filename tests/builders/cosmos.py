@@ -13,6 +13,7 @@ import PIL.Image
 import torch
 from diffusers import (
     AutoencoderKLCosmos,
+    Cosmos2_5_PredictBasePipeline,
     Cosmos2TextToImagePipeline,
     Cosmos2VideoToWorldPipeline,
     CosmosTextToWorldPipeline,
@@ -20,10 +21,13 @@ from diffusers import (
     CosmosVideoToWorldPipeline,
     EDMEulerScheduler,
     FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
 )
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
 
+import tiny_qwen
+from builders.easyanimate import CHAT_TEMPLATE
 from builders.wan import MAX_LEN, TEXT_DIM, Z_DIM, image, text_parts
 from builders.wan import vae as wan_vae
 from contract_case import Case
@@ -44,10 +48,14 @@ class PassThroughSafetyChecker(ModelMixin, ConfigMixin):
 
 
 def transformer(in_channels: int, out_channels: int) -> CosmosTransformer3DModel:
+    return _text_transformer(in_channels, out_channels, TEXT_DIM)
+
+
+def _text_transformer(in_channels: int, out_channels: int, text_dim: int) -> CosmosTransformer3DModel:
     torch.manual_seed(0)
     return CosmosTransformer3DModel(
         in_channels=in_channels, out_channels=out_channels, num_attention_heads=2, attention_head_dim=16, num_layers=2,
-        mlp_ratio=2, text_embed_dim=TEXT_DIM, adaln_lora_dim=4, max_size=(4, 32, 32), patch_size=(1, 2, 2),
+        mlp_ratio=2, text_embed_dim=text_dim, adaln_lora_dim=4, max_size=(4, 32, 32), patch_size=(1, 2, 2),
         rope_scale=(2.0, 1.0, 1.0), concat_padding_mask=False, extra_pos_embed_type="learnable",
     ).eval()
 
@@ -127,5 +135,34 @@ def cosmos2_video2world() -> Case:
                 full_grid=False)
 
 
+# Cosmos 2.5 wraps each text in a chat with this system message, then pads the chat to max_sequence_length
+SYSTEM_25 = "You are a helpful assistant who will provide prompts to an image generator."
+QWEN_25 = 32  # Qwen2.5-VL width; the text embedding concatenates the normalised states of its 2 layers: 64
+
+
+def qwen_chat_tokenizer(system: str):
+    template = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{{}}<|im_end|>\n"
+    tokenizer = tiny_qwen.make_qwen_tokenizer(template=template)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def predict25() -> Case:
+    """Cosmos 2.5 predict, text-to-world (no image or video): Qwen2.5-VL text features (every layer's states,
+    normalised and concatenated), conditional then unconditional call. One video per prompt: ``sigma_t`` is
+    expanded to ``batch_size`` rows only."""
+    tokenizer = qwen_chat_tokenizer(SYSTEM_25)
+    pipe = Cosmos2_5_PredictBasePipeline(
+        text_encoder=tiny_qwen.tiny_text_encoder(tokenizer, hidden=QWEN_25), tokenizer=tokenizer,
+        transformer=_text_transformer(Z_DIM + 1, Z_DIM, 2 * QWEN_25), vae=wan_vae(),
+        scheduler=UniPCMultistepScheduler(), safety_checker=PassThroughSafetyChecker(),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    call = dict(height=32, width=32, num_frames=5, guidance_scale=3.0, max_sequence_length=40, output_type="latent")
+    return Case(pipe, call=call, schedulers=(lambda p: p.scheduler, lambda p: UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)), images_arg=None)
+
+
 CASES = {"CosmosTextToWorldPipeline": text2world, "CosmosVideoToWorldPipeline": video2world,
-         "Cosmos2TextToImagePipeline": cosmos2_text2image, "Cosmos2VideoToWorldPipeline": cosmos2_video2world}
+         "Cosmos2TextToImagePipeline": cosmos2_text2image, "Cosmos2VideoToWorldPipeline": cosmos2_video2world,
+         "Cosmos2_5_PredictBasePipeline": predict25}

@@ -12,3 +12,7 @@ _T5 = dict(family="Cosmos", mode="ordered", inputs=("encoder_hidden_states",),
            encode=prompt_encoder({"encoder_hidden_states": 0}))
 register(Declaration(**_T5), "CosmosTextToWorldPipeline", "CosmosVideoToWorldPipeline", "Cosmos2TextToImagePipeline",
          "Cosmos2VideoToWorldPipeline")
+
+# Cosmos 2.5 predict: Qwen2.5-VL features (every layer's states normalised and concatenated) of a chat-templated
+# text, the same path for prompt and negative; the same two calls per step.
+register(Declaration(**{**_T5, "family": "Cosmos 2.5"}), "Cosmos2_5_PredictBasePipeline")

@@ -44,7 +44,6 @@ NOT_SERVED: dict[str, str] = {
     # controlnet_hunyuandit
     # controlnet_sd3
     # cosmos
-    "Cosmos2_5_PredictBasePipeline": PENDING,
     "Cosmos2_5_TransferPipeline": PENDING,
     "Cosmos3OmniPipeline": PENDING,
     # deepfloyd_if
