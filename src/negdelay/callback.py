@@ -344,7 +344,8 @@ def _fingerprint(module: torch.nn.Module) -> tuple:
         for m in module.modules()
         if hasattr(m, "scaling") and hasattr(m, "active_adapters")
     )
-    return (len(params), tuple(sums.tolist()), adapters)
+    versions = tuple(p._version for p in module.parameters())  # in-place edits (no_grad, copy_, fuse) bump it
+    return (len(params), tuple(sums.tolist()), adapters, versions)
 
 
 def _describe(points) -> object:

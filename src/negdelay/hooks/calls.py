@@ -19,6 +19,7 @@ import threading
 from diffusers.hooks.hooks import BaseState
 
 END = "maybe_free_model_hooks"
+BAR = "progress_bar"  # its ``with`` block (or loop) is the denoising loop: an exception leaving it ends the call
 
 
 class CallState(BaseState):
@@ -66,6 +67,7 @@ class CallTracker:
         self._signature = inspect.signature(getattr(type(pipeline), starts))
         self._wrap(starts, self._on_start)
         self._wrap(END, self._on_end)
+        self._wrap_bar()
 
     def original(self, name: str):
         return getattr(type(self.pipeline), name).__get__(self.pipeline)
@@ -82,6 +84,17 @@ class CallTracker:
         wrapper._negdelay_tracker = self
         setattr(self.pipeline, name, wrapper)
         self._wrapped.append(name)
+
+    def _wrap_bar(self) -> None:
+        method = self.original(BAR)
+
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            return _Bar(method(*args, **kwargs), self)
+
+        wrapper._negdelay_tracker = self
+        setattr(self.pipeline, BAR, wrapper)
+        self._wrapped.append(BAR)
 
     @contextlib.contextmanager
     def quietly(self):
@@ -129,6 +142,33 @@ class CallTracker:
             raise RuntimeError(_CONCURRENT.format(name=name))
         state.denoised = True
         return state
+
+
+class _Bar:
+    """The pipeline's progress bar: an exception that leaves its ``with`` block or its loop (KeyboardInterrupt, an
+    error in a step-end callback) ends the running call, as ``maybe_free_model_hooks`` would have."""
+
+    def __init__(self, bar, tracker: CallTracker):
+        self._bar, self._tracker = bar, tracker
+
+    def __enter__(self):
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is not None:
+            self._tracker._on_end((), {})
+        return self._bar.__exit__(exc_type, *rest)
+
+    def __iter__(self):
+        try:
+            yield from self._bar
+        except BaseException:
+            self._tracker._on_end((), {})
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._bar, name)
 
 
 def _busy_elsewhere(state: CallState) -> bool:

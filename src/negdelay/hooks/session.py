@@ -120,9 +120,31 @@ class Session:
                 call.negative = self._cache[1]
                 return call.negative
             with torch.no_grad(), self.tracker.quietly():
-                call.negative = self.declaration.encode(self.pipeline, self.texts, current, call)
+                call.negative = self._encode_like_stock(call, current)
             self._cache = None if key is None else (key, call.negative)
         return call.negative
+
+    def _encode_like_stock(self, call: CallState, current: dict) -> dict:
+        """Encode the texts in the batch the stock pipeline would: a negative given once for ``m`` prompts is encoded
+        ``m`` times in one batch (a text encoder's output can depend on its batch in the last bits); ``_rows_of`` then
+        gives each image row the row of its own prompt."""
+        prompt = call.encode_args.get("prompt")
+        call.prompts = len(prompt) if isinstance(prompt, (list, tuple)) else 1
+        call.repeat = call.prompts // len(self.texts) if call.prompts % len(self.texts) == 0 else 1
+        texts = [t for t in self.texts for _ in range(call.repeat)]
+        return self.declaration.encode(self.pipeline, texts, current, call)
+
+    @staticmethod
+    def _rows_of(call: CallState, keys: tuple) -> tuple:
+        """Keys (text indices) -> rows of the encoded batch: with each text encoded once per prompt it covers, an
+        image row takes the row of its own prompt, as in the stock pipeline's batch."""
+        m = getattr(call, "repeat", 1)
+        if m == 1:
+            return keys
+        if len(keys) % call.prompts:
+            return tuple(None if k is None else k * m for k in keys)
+        per_prompt = len(keys) // call.prompts
+        return tuple(None if k is None else k * m + (r // per_prompt) % m for r, k in enumerate(keys))
 
     def _encoding_key(self, call: CallState, current: dict):
         """What the negative's encoding depends on, when every argument of the call's ``encode_prompt`` is a plain
@@ -196,7 +218,8 @@ class Session:
             keys = tuple(None if k is sch.CONDITIONAL else k for k in keys)
         if all(k is None for k in keys):
             return merged
-        return self.merge(merged, self._negative(call, own), keys)
+        negative = self._negative(call, own)  # first: it records how the texts were batched
+        return self.merge(merged, negative, self._rows_of(call, keys))
 
     def swap(self, call: CallState, denoiser: str, it: int, kwargs: dict, n_rows: int, blocks=None) -> dict:
         """``kwargs`` with the unconditional rows replaced as the plan says for iteration ``it``: all ``n_rows``
