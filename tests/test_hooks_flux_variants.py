@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
-    FluxControlNetModel,
-    FluxControlNetPipeline,
     FluxImg2ImgPipeline,
     FluxInpaintPipeline,
     FluxKontextInpaintPipeline,
     FluxKontextPipeline,
 )
-from tiny_families import HIDDEN, no_change, reference, tiny_flux
+from builders.flux import controlnet as _controlnet
+from tiny_families import no_change, reference, tiny_flux
 
 import negdelay
 
@@ -27,15 +26,6 @@ PROMPTS = ["a girl eating pizza", "a photo of a cat"]
 NEGS = ["glasses", "blurry dog"]
 IMAGE = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
 MASK = (torch.arange(16 * 16).reshape(1, 1, 16, 16) % 16 >= 8).float()
-
-
-def _controlnet(base):
-    torch.manual_seed(3)
-    net = FluxControlNetModel(
-        patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
-        joint_attention_dim=HIDDEN, pooled_projection_dim=HIDDEN, axes_dims_rope=(4, 4, 8),
-    ).eval()
-    return FluxControlNetPipeline(**base.components, controlnet=net)
 
 
 #: name -> (pipeline from the tiny Flux parts, call arguments, progress-bar steps that run)

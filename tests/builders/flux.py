@@ -24,7 +24,7 @@ TRUE_CFG = dict(height=16, width=16, max_sequence_length=8, true_cfg_scale=3.0, 
 SCHEDULERS = ((lambda p: p.scheduler), (lambda p: FlowMatchEulerDiscreteScheduler(shift=3.0)))
 
 
-def _controlnet(base):
+def controlnet(base):
     torch.manual_seed(3)
     net = FluxControlNetModel(
         patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
@@ -50,7 +50,7 @@ CASES = {
                                 num_inference_steps=5),
     "FluxInpaintPipeline": flux(lambda b: FluxInpaintPipeline(**b.components), image=IMAGE, mask_image=MASK,
                                 strength=0.8, num_inference_steps=5),
-    "FluxControlNetPipeline": flux(_controlnet, control_image=IMAGE, controlnet_conditioning_scale=0.7),
+    "FluxControlNetPipeline": flux(controlnet, control_image=IMAGE, controlnet_conditioning_scale=0.7),
     "FluxKontextPipeline": flux(lambda b: FluxKontextPipeline(**b.components), **KONTEXT),
     "FluxKontextInpaintPipeline": flux(lambda b: FluxKontextInpaintPipeline(**b.components), **KONTEXT,
                                        mask_image=MASK, strength=0.8, num_inference_steps=5),
