@@ -1,8 +1,8 @@
 """The named callback classes of the SDXL and SD3 families: ``DelayedNegativeXL``, ``DelayedNegativeSD3``.
 
-They live apart from the family adapters because ``negdelay.callback`` imports ``negdelay.families``;
-``negdelay/__init__.py`` imports this module after ``negdelay.callback``, which registers the classes, so
-``DelayedNegative.for_pipeline`` returns them.
+They live apart from the family adapters because ``negdelay.callback`` imports ``negdelay.families``; importing this
+module registers the classes, and ``negdelay.callback.callback_class`` imports it before it looks one up, so
+``DelayedNegative.for_pipeline`` returns them (``import negdelay`` loads its names lazily).
 """
 
 from __future__ import annotations
