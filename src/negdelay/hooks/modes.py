@@ -57,10 +57,6 @@ class DelayedNegativeHook(ModelHook):
         names = [p for p in inspect.signature(type(module).forward).parameters if p != "self"]
         return (), {**dict(zip(names, args)), **kwargs}
 
-    @property
-    def last_plan(self):
-        return self.session.last_plan
-
 
 class BatchedHook(DelayedNegativeHook):
     """Blocks of rows in one call: ``[unconditional, conditional]`` by default, or the declaration's ``layout``
