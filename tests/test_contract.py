@@ -11,37 +11,16 @@ too where one serves the class; (c) ``remove``/leaving the context restores stoc
 from __future__ import annotations
 
 import contextlib
-import functools
-import warnings
 
 import pytest
 import torch
 
 import negdelay
-from contract_cases import all_cases
-from contract_reference import substituting, text_inputs, watch
+from contract_cases import CASES, call, case, recorded
+from contract_reference import substituting, watch
 from negdelay.pipelines import REGISTRY, declaration_for
 
-CASES = all_cases()
 SERVED = sorted(name for name in CASES if name.split("[")[0] in REGISTRY)  # "Class[variant]": a second case
-
-
-@functools.lru_cache(maxsize=None)
-def case(name):
-    return CASES[name]()
-
-
-def call(c, negative=None, **overrides):
-    kwargs = {"prompt": c.prompts if isinstance(c.prompts, str) else list(c.prompts), "num_inference_steps": c.steps, "generator": torch.Generator().manual_seed(0), **c.call}
-    if c.images_arg:
-        kwargs[c.images_arg] = 2
-    if negative is not None:
-        kwargs[c.negative_arg] = negative
-    kwargs.update(overrides)
-    torch.manual_seed(0)  # pipelines that draw from the global generator too (Qwen ControlNet inpaint's VAE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return c.output(c.pipe(**kwargs))
 
 
 @contextlib.contextmanager
@@ -54,17 +33,6 @@ def scheduler(c, index):
         yield
     finally:
         pipe.scheduler = own
-
-
-@functools.lru_cache(maxsize=None)
-def recorded(name):
-    """Stock output with the pipeline's own negative, and the reference's text inputs (runs A and B)."""
-    c = case(name)
-    with watch(c.pipe) as calls_a:
-        stock = call(c)
-    with watch(c.pipe) as calls_b:
-        call(c, negative=c.negatives())
-    return stock, text_inputs(calls_a, calls_b)
 
 
 def reference(c, values, k, **kw):

@@ -12,15 +12,13 @@ of the conditional call made just before it in the same step. From the start on 
 
 from __future__ import annotations
 
-import functools
-import warnings
 
 import pytest
 import torch
 
 import negdelay
-from contract_cases import all_cases
-from contract_reference import _get, _set, _structure, substituting, text_inputs, watch
+from contract_cases import call, case, recorded
+from contract_reference import _get, _set, _structure, substituting, watch
 from negdelay import DelayedNegative
 from negdelay import schedule as sch
 from negdelay.pipelines import declaration_for
@@ -38,36 +36,6 @@ NAMES = {
     "Lumina2Pipeline": "ordered",
     "ZImagePipeline": "list",
 }
-CASES = all_cases()
-
-
-@functools.lru_cache(maxsize=None)
-def case(name):
-    return CASES[name]()
-
-
-def call(c, negative=None, **overrides):
-    kwargs = {"prompt": c.prompts if isinstance(c.prompts, str) else list(c.prompts), "num_inference_steps": c.steps,
-              "generator": torch.Generator().manual_seed(0), **c.call}
-    if c.images_arg:
-        kwargs[c.images_arg] = 2
-    if negative is not None:
-        kwargs[c.negative_arg] = negative
-    kwargs.update(overrides)
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return c.output(c.pipe(**kwargs))
-
-
-@functools.lru_cache(maxsize=None)
-def recorded(name):
-    c = case(name)
-    with watch(c.pipe) as calls_a:
-        stock = call(c)
-    with watch(c.pipe) as calls_b:
-        call(c, negative=c.negatives())
-    return stock, text_inputs(calls_a, calls_b)
 
 
 def _differing(mine, theirs) -> list[int]:
