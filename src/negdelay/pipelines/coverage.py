@@ -39,7 +39,6 @@ NOT_SERVED: dict[str, str] = {
     # cogview3
     # cogview4
     # consisid
-    "ConsisIDPipeline": "needs OpenCV: diffusers builds ConsisIDPipeline only with cv2 installed, which negdelay's test environment lacks; its declaration (negdelay.pipelines.consisid.CONSISID, batched like CogVideoX) passes the contract with opencv-python-headless installed",
     # controlnet
     # controlnet_hunyuandit
     # controlnet_sd3
