@@ -1,7 +1,8 @@
 """Call boundaries without stack frames: ``apply`` wraps two instance methods every served pipeline calls.
 
-- the declaration's ``starts`` method (``encode_prompt``): its first call after the previous call's denoising
-  starts a new pipeline call; its bound arguments are recorded (the negative is encoded with them);
+- the declaration's ``starts`` method (``encode_prompt``), or each of its ``starts`` methods (a pipeline with one
+  encoder per path): the first such call after the previous call's denoising starts a new pipeline call; the bound
+  arguments of the last one are recorded with its name (``started_by``: the negative is encoded through it);
 - ``maybe_free_model_hooks``, which diffusers pipelines call at the end of ``__call__``: the call has ended.
 
 Both are set as instance attributes (``pipe.encode_prompt = wrapper``) and deleted by ``remove``, which restores
@@ -32,6 +33,7 @@ class CallState(BaseState):
     def reset(self, *args, **kwargs) -> None:
         self.thread = threading.get_ident()
         self.encode_args: dict = {}
+        self.started_by: str = self._tracker.starts[0]  # the starts method encode_args were given to
         self.encode_result = None
         self.denoised = False  # a denoiser call has been made
         self.ended = False
@@ -54,18 +56,19 @@ class CallState(BaseState):
 class CallTracker:
     """Wraps ``starts`` and ``maybe_free_model_hooks`` on one pipeline instance; holds the running call's state."""
 
-    def __init__(self, pipeline, starts: str):
+    def __init__(self, pipeline, starts: str | tuple[str, ...]):
         self.pipeline = pipeline
-        self.starts = starts
+        self.starts = (starts,) if isinstance(starts, str) else tuple(starts)
         self.state: CallState | None = None
         self._lock = threading.Lock()
         self._quiet = 0  # > 0 while negdelay itself calls the pipeline's encode_prompt
         self._wrapped: list[str] = []
-        for name in (starts, END):
+        for name in (*self.starts, END):
             if not callable(getattr(pipeline, name, None)):
                 raise TypeError(f"{type(pipeline).__name__} has no method {name}(): negdelay cannot see its calls")
-        self._signature = inspect.signature(getattr(type(pipeline), starts))
-        self._wrap(starts, self._on_start)
+        self._signatures = {name: inspect.signature(getattr(type(pipeline), name)) for name in self.starts}
+        for name in self.starts:
+            self._wrap(name, functools.partial(self._on_start, name))
         self._wrap(END, self._on_end)
         self._wrap_bar()
 
@@ -112,15 +115,16 @@ class CallTracker:
         self._wrapped = []
         self.state = None
 
-    def _on_start(self, args, kwargs) -> None:
+    def _on_start(self, name: str, args, kwargs) -> None:
         with self._lock:
             state = self.state
             if state is not None and _busy_elsewhere(state):
                 raise RuntimeError(_CONCURRENT.format(name=type(self.pipeline).__name__))
             if state is None or state.ended or state.denoised or state.thread != threading.get_ident():
                 state = self.state = CallState(self)
-        bound = self._signature.bind(self.pipeline, *args, **kwargs)
+        bound = self._signatures[name].bind(self.pipeline, *args, **kwargs)
         state.encode_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+        state.started_by = name
 
     def _on_end(self, args, kwargs) -> None:
         state = self.state

@@ -61,7 +61,6 @@ NOT_SERVED: dict[str, str] = {
     # hunyuan_video1_5
     # hunyuandit
     # joyimage
-    "JoyImageEditPipeline": "two prompt encoders, one per path: encode_prompt (text to image) and encode_prompt_multiple_images (editing: the negative is encoded with the reference image through the Qwen3-VL processor); a declaration has one starts method, so one path would be refused as a call outside the pipeline (needs starts to name several methods). Its unconditional pass is the second transformer call of each step (ordered mode)",
     "JoyImageEditPlusPipeline": "batched, the prompt and negative token rows (and masks) zero-padded to the longer of the two in __call__ (_pad_sequence): a negative longer than the prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed; its only encoder is encode_prompt_multiple_images, called for prompt and negative alike",
     # kandinsky
     "KandinskyCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",

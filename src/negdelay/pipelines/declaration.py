@@ -38,7 +38,9 @@ class Declaration:
         decided once per pipeline call and denoiser. Default: the pipeline's ``do_classifier_free_guidance``.
     layout: batched mode: ``pipeline -> (blocks, unconditional block indices)`` for calls made of equal blocks of
         rows, read once per call. Default ``(2, (0,))``: ``[unconditional, conditional]``.
-    starts: the instance method whose call marks the start of a pipeline call (wrapped by ``apply``).
+    starts: the instance method whose call marks the start of a pipeline call (wrapped by ``apply``), or a tuple of
+        them (one encoder per path: JoyImage Edit's text-only and image paths); ``call.started_by`` names the one
+        whose arguments ``call.encode_args`` holds.
     context: context mode: the name of the ``cache_context`` of the unconditional pass (a guider's ``pred_uncond``).
     callback: the step-end callback class that also serves these classes, if any.
     note: one line for the docs.
@@ -54,7 +56,7 @@ class Declaration:
     merge: Callable | None = None
     guided: Callable | None = None
     layout: Callable | None = None
-    starts: str = "encode_prompt"
+    starts: str | tuple[str, ...] = "encode_prompt"
     context: str = "uncond"
     callback: str | None = None
     note: str = ""

@@ -20,7 +20,7 @@ _CLEARED = ("embeds", "attention_mask", "embeds_mask")
 def positive_args(call, texts: list[tuple[str, ...]], text_args: Sequence[str]) -> dict:
     """The pipeline's own ``encode_prompt`` arguments of this call, with ``texts`` as the prompt(s): one per
     encoder argument in ``text_args``; no negative, no precomputed embeddings, one row per text, no CFG half."""
-    params = inspect.signature(call.original("encode_prompt")).parameters
+    params = inspect.signature(call.original(call.started_by)).parameters
     args = dict(call.encode_args)
     for name in params:
         if name.startswith("negative_") or any(part in name for part in _CLEARED):
@@ -54,7 +54,7 @@ def prompt_encoder(outputs: dict[str, int], text_args: Sequence[str] = ("prompt"
     ``post(got, current, call)`` finishes pipeline-specific work (masks, ids)."""
 
     def encode(pipeline, texts, current, call):
-        result = call.original("encode_prompt")(**positive_args(call, texts, text_args))
+        result = call.original(call.started_by)(**positive_args(call, texts, text_args))
         result = result if isinstance(result, tuple) else (result,)
         got = {name: _like(result[i], current.get(name)) for name, i in outputs.items()}
         return post(got, current, call) if post is not None else got
