@@ -148,6 +148,13 @@ def remove(pipeline) -> None:
     applied.session.tracker.restore()
 
 
+def running_call(pipeline):
+    """The state of ``pipeline``'s running call (its ``encode_args``), or None where nothing is applied: for a
+    declaration's ``layout`` that depends on the call's arguments."""
+    applied = pipeline.__dict__.get(_ATTRIBUTE)
+    return None if applied is None or applied.session is None else applied.session.tracker.state
+
+
 def is_applied(pipeline) -> bool:
     if _is_modular(pipeline):
         from .. import guider

@@ -66,13 +66,10 @@ NOT_SERVED: dict[str, str] = {
     "KandinskyCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "KandinskyImg2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "KandinskyInpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyPriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
     # kandinsky2_2
     "KandinskyV22CombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "KandinskyV22Img2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "KandinskyV22InpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyV22PriorEmb2EmbPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
-    "KandinskyV22PriorPipeline": "the negative conditions the prior's image embedding, not a text pass of the image denoiser; serve the decoder",
     # kandinsky3
     # kandinsky5
     # kandinsky6

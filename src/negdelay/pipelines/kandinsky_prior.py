@@ -1,0 +1,56 @@
+"""Kandinsky 2.1 / 2.2 priors (text-to-image-embedding, and 2.2's embedding-to-embedding): one batched
+``PriorTransformer`` call per step, ``[unconditional, conditional]`` rows, whose unconditional rows carry the negative
+text three ways: the CLIP projection (``proj_embedding``), the CLIP tokens (``encoder_hidden_states``) and their mask
+(``attention_mask``). Prompt and negative are both padded to the tokenizer's length and encoded alike by
+``_encode_prompt``, so a negative is encoded as a prompt.
+
+With a ``negative_prompt`` the stock pipeline also diffuses the negative's OWN image embedding (its second output,
+``negative_image_embeds``): the prompts become ``prompts + negatives`` and the negatives ``2 * negatives``, so the call
+has four equal blocks ``[unconditional of the prompts, unconditional of the negatives, prompts, negatives]`` and the
+negative text is in three of them. A delayed negative takes all three (as if it had been ``negative_prompt`` from its
+start on): ``image_embeds`` is guided by it, ``negative_image_embeds`` is the embedding diffused with the call's own
+negative before the start and with the delayed one from it on. Without a ``negative_prompt`` the call has the two
+blocks, only the prompts' unconditional rows change and ``negative_image_embeds`` stays the zero-image embedding.
+
+``UnCLIPScheduler`` has no step index: steps are counted by calls (one per step). The 2.2 embedding-to-embedding prior
+runs a suffix of the schedule (``strength``) without recording its length: start steps count from its first step,
+but a start fraction is a fraction of all ``num_inference_steps``."""
+
+from __future__ import annotations
+
+from .declaration import Declaration, register
+from .guidance import by_encode_argument
+
+PROJECTION, TOKENS, MASK = "proj_embedding", "encoder_hidden_states", "attention_mask"
+
+
+def _like(tensor, current):
+    return tensor if current is None else tensor.to(device=current.device, dtype=current.dtype)
+
+
+def encode_as_prompt(pipeline, texts, current, call):
+    """The texts through ``_encode_prompt`` as prompts (this call's device; one row per text, no CFG half)."""
+    args = {**call.encode_args, "prompt": [t[0] for t in texts], "num_images_per_prompt": 1,
+            "do_classifier_free_guidance": False, "negative_prompt": None}
+    projection, tokens, mask = call.original("_encode_prompt")(**args)
+    return {PROJECTION: _like(projection, current.get(PROJECTION)), TOKENS: _like(tokens, current.get(TOKENS)),
+            MASK: _like(mask, current.get(MASK))}
+
+
+def negative_blocks(pipeline):
+    """``[uncond(prompts), uncond(negatives), prompts, negatives]`` when the call was given a negative_prompt (its
+    ``_encode_prompt`` got one), else ``[unconditional, conditional]``."""
+    from ..hooks.api import running_call
+
+    call = running_call(pipeline)
+    given = call is not None and call.encode_args.get("negative_prompt") is not None
+    return (4, (0, 1, 3)) if given else (2, (0,))
+
+
+PRIOR = Declaration(family="Kandinsky prior", mode="batched", inputs=(PROJECTION, TOKENS, MASK), denoisers=("prior",),
+                    encode=encode_as_prompt, guided=by_encode_argument, layout=negative_blocks,
+                    starts="_encode_prompt",
+                    note="with a negative_prompt the negative's own image embedding (second output) follows the "
+                         "delayed negative too")
+
+register(PRIOR, "KandinskyPriorPipeline", "KandinskyV22PriorPipeline", "KandinskyV22PriorEmb2EmbPipeline")
