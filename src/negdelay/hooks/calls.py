@@ -60,6 +60,7 @@ class CallTracker:
         self.pipeline = pipeline
         self.starts = (starts,) if isinstance(starts, str) else tuple(starts)
         self.state: CallState | None = None
+        self.bar: _Bar | None = None  # the last progress bar the pipeline opened (steps="progress" counts by it)
         self._lock = threading.Lock()
         self._quiet = 0  # > 0 while negdelay itself calls the pipeline's encode_prompt
         self._wrapped: list[str] = []
@@ -93,7 +94,8 @@ class CallTracker:
 
         @functools.wraps(method)
         def wrapper(*args, **kwargs):
-            return _Bar(method(*args, **kwargs), self)
+            self.bar = _Bar(method(*args, **kwargs), self, _bar_total(*args, **kwargs))
+            return self.bar
 
         wrapper._negdelay_tracker = self
         setattr(self.pipeline, BAR, wrapper)
@@ -152,8 +154,11 @@ class _Bar:
     """The pipeline's progress bar: an exception that leaves its ``with`` block or its loop (KeyboardInterrupt, an
     error in a step-end callback) ends the running call, as ``maybe_free_model_hooks`` would have."""
 
-    def __init__(self, bar, tracker: CallTracker):
+    def __init__(self, bar, tracker: CallTracker, total: int | None = None):
         self._bar, self._tracker = bar, tracker
+        self.call = tracker.state  # the call this bar's loop belongs to
+        self.total = total  # the steps it counts (None: not given)
+        self.step = 0  # its step: update() calls so far, or items yielded before the current one
 
     def __enter__(self):
         self._bar.__enter__()
@@ -164,15 +169,28 @@ class _Bar:
             self._tracker._on_end((), {})
         return self._bar.__exit__(exc_type, *rest)
 
+    def update(self, n=1):
+        self.step += n
+        return self._bar.update(n)
+
     def __iter__(self):
         try:
-            yield from self._bar
+            for item in self._bar:
+                yield item
+                self.step += 1
         except BaseException:
             self._tracker._on_end((), {})
             raise
 
     def __getattr__(self, name):
         return getattr(self._bar, name)
+
+
+def _bar_total(iterable=None, total=None, *args, **kwargs) -> int | None:
+    """The steps a progress bar counts: its ``total``, else its iterable's length (None where it has none)."""
+    if total is None and hasattr(iterable, "__len__"):
+        return len(iterable)
+    return None if total is None else int(total)
 
 
 def _busy_elsewhere(state: CallState) -> bool:

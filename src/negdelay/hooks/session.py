@@ -53,7 +53,10 @@ class Session:
 
     def iteration(self, call: CallState, denoiser: str) -> int:
         """The loop iteration of this denoiser call: the scheduler's step index, relative to the call's first
-        denoiser call (img2img begins later); schedulers without one (DDIM, PNDM) count calls (batched mode)."""
+        denoiser call (img2img begins later); schedulers without one (DDIM, PNDM) count calls (batched mode).
+        A declaration with ``steps="progress"`` counts by the pipeline's progress bar instead (``_bar_step``)."""
+        if self.declaration.steps == "progress":
+            return self._bar_step(call)
         sched = self.pipeline.scheduler
         if hasattr(sched, "step_index"):
             if call.base_index is None:
@@ -69,6 +72,33 @@ class Session:
         count = call.calls.get(denoiser, 0)
         call.calls[denoiser] = count + 1
         return count
+
+    def _bar_step(self, call: CallState) -> int:
+        """The step of the call's last opened progress bar. A new bar is a new loop (diffusion forcing's long-video
+        iterations, Helios' chunks): its steps count from 0 and the plan is made anew for its length."""
+        bar = self.tracker.bar
+        if bar is None or bar.call is not call:
+            raise ValueError(
+                f"negdelay.apply: {type(self.pipeline).__name__} called its denoiser before opening its progress bar, "
+                "by which negdelay counts its steps"
+            )
+        if getattr(call, "bar", None) is not bar:
+            call.bar, call.plan = bar, None
+        return bar.step
+
+    def _bar_run(self, need_sigmas: bool) -> sch.Run:
+        """The run of the current progress bar: one loop iteration per bar step, ``total`` steps."""
+        name = type(self.pipeline).__name__
+        if need_sigmas:
+            raise ValueError(
+                f"start_sigma / stop_sigma / start_percent / stop_percent: {name} counts its steps by its progress bar "
+                "(its steps do not each have one noise level of the scheduler), so a noise level cannot be placed; "
+                "give start_step or start_fraction"
+            )
+        total = self.tracker.bar.total
+        if not total:
+            raise ValueError(f"negdelay.apply: {name}'s progress bar has no total, so its steps cannot be counted")
+        return sch.Run(n_iterations=total, n_steps=total)
 
     def _first_index(self, sched) -> int:
         """The scheduler index of the loop's first timestep: its step index if it has one already, else its begin
@@ -107,7 +137,11 @@ class Session:
         if call.plan is None:
             rows = sch.expand(self.rows, n_rows, "negative_prompt / start_* / stop_* lists")
             need_sigmas, need_axis = sch.needs(sch.row_points(rows))
-            call.plan = sch.plan(rows, run_facts(self.pipeline, need_sigmas, begin=call.base_index, need_axis=need_axis))
+            if self.declaration.steps == "progress":
+                run = self._bar_run(need_sigmas)
+            else:
+                run = run_facts(self.pipeline, need_sigmas, begin=call.base_index, need_axis=need_axis)
+            call.plan = sch.plan(rows, run)
             self.last_plan = call.plan
         return call.plan
 

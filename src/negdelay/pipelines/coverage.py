@@ -53,7 +53,6 @@ NOT_SERVED: dict[str, str] = {
     # ernie_image
     "ErnieImagePipeline": "batched text of per-row length (text_bth zero-padded to the longest row of the whole call, with text_lens): a negative longer than every prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed",
     # helios
-    "HeliosPyramidPipeline": "its pyramid stages each call scheduler.set_timesteps inside one progress bar (whose total is the sum of the stages' steps), so the scheduler's step index negdelay counts restarts at every stage: a delay would count steps per stage (needs step counting across set_timesteps calls)",
     # hidream_image
     "HiDreamImagePipeline": "batched, but its Llama-3 text input is [layers, batch, tokens, dim] (batch on dim 1); the batched hook slices rows on dim 0: needs a per-input batch axis in the declaration",
     # hunyuan_image
@@ -100,9 +99,6 @@ NOT_SERVED: dict[str, str] = {
     # sana_wm
     "SanaWMPipeline": PENDING,
     # skyreels_v2
-    "SkyReelsV2DiffusionForcingImageToVideoPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
-    "SkyReelsV2DiffusionForcingPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
-    "SkyReelsV2DiffusionForcingVideoToVideoPipeline": "the diffusion-forcing loop steps per-frame deepcopies of the scheduler (self.scheduler is never stepped, its step_index stays None) over a step matrix of its own length: the context hook cannot tell the step (needs step counting by the call's own progress bar or call order)",
     # stable_audio
     # stable_audio_3
     # stable_cascade

@@ -17,6 +17,13 @@ MODES = {
     "list": "one call with a list-of-tensors batch [conditional..., unconditional...]; the second half is swapped",
 }
 
+#: how the loop iteration (the step a schedule point is resolved against) of a denoiser call is counted
+STEPS = {
+    "scheduler": "the scheduler's step index, relative to the call's first denoiser call (calls where it has none)",
+    "progress": "the step of the pipeline's last opened progress bar (its update() calls so far); a new bar restarts "
+                "at 0, and its total is the run's step count (step and fraction points only)",
+}
+
 
 @dataclass(frozen=True)
 class Declaration:
@@ -43,6 +50,9 @@ class Declaration:
         whose arguments ``call.encode_args`` holds.
     context: context mode: the name of the ``cache_context`` of the unconditional pass (a guider's ``pred_uncond``).
     callback: the step-end callback class that also serves these classes, if any.
+    steps: how the step of a denoiser call is counted, one of ``STEPS``: ``"progress"`` where the pipeline's loop
+        does not step ``pipeline.scheduler`` once per step (diffusion forcing's per-frame scheduler copies, a
+        pyramid's stages that each set the scheduler's timesteps anew).
     note: one line for the docs.
     """
 
@@ -59,12 +69,15 @@ class Declaration:
     starts: str | tuple[str, ...] = "encode_prompt"
     context: str = "uncond"
     callback: str | None = None
+    steps: str = "scheduler"
     note: str = ""
     classes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {self.mode!r}")
+        if self.steps not in STEPS:
+            raise ValueError(f"steps must be one of {sorted(STEPS)}, got {self.steps!r}")
         if not self.inputs or not self.denoisers:
             raise ValueError("a declaration needs at least one text input and one denoiser")
 
