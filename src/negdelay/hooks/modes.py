@@ -9,7 +9,7 @@ from diffusers.hooks.hooks import BaseState, StateManager
 import inspect
 
 from ..pipelines.rows import count
-from .session import Session, get_input
+from .session import Session, get_input, put_input
 
 HOOK_NAME = "negdelay_delayed_negative"
 
@@ -48,7 +48,11 @@ class DelayedNegativeHook(ModelHook):
         found = self.unconditional(call, it, args, kwargs)
         if found is None:
             return args, kwargs
-        return args, session.swap(call, self.denoiser, it, kwargs, *found)
+        return args, self.swap(call, it, kwargs, *found)
+
+    def swap(self, call, it: int, kwargs: dict, n_rows: int, blocks=None) -> dict:
+        """``kwargs`` with the unconditional rows replaced (the session's ``swap``)."""
+        return self.session.swap(call, self.denoiser, it, kwargs, n_rows, blocks)
 
     def _by_keyword(self, module, args, kwargs):
         """Positional arguments bound to their names where a text input came positionally (Z-Image's captions)."""
@@ -62,7 +66,11 @@ class BatchedHook(DelayedNegativeHook):
     """Blocks of rows in one call: ``[unconditional, conditional]`` by default, or the declaration's ``layout``
     (PAG adds a perturbed block, InstructPix2Pix has two unconditional ones). Guidance is decided once per call
     (the declaration's ``guided``, default the pipeline's ``do_classifier_free_guidance``); a call whose row count
-    differs from the first guided call's (a CFG cutoff dropped the unconditional rows) is left alone."""
+    differs from the first guided call's (a CFG cutoff dropped the unconditional rows) is left alone.
+
+    With the declaration's ``pad`` (pipelines that pad prompt and negative rows to one width) each unconditional block
+    is swapped on its own and all blocks are joined by that rule: a negative of another token length re-pads the
+    conditional rows too, as the stock pipeline would have padded them for that ``negative_prompt``."""
 
     def unconditional(self, call, it, args, kwargs):
         total = count(get_input(kwargs, self.session.declaration.inputs[0]))
@@ -75,6 +83,35 @@ class BatchedHook(DelayedNegativeHook):
         return total // blocks, (blocks, uncond)
 
     layout = (2, (0,))  # [unconditional, conditional]
+
+    def swap(self, call, it, kwargs, n_rows, blocks=None):
+        pad = self.session.declaration.pad
+        if pad is None or blocks is None:
+            return super().swap(call, it, kwargs, n_rows, blocks)
+        session, names = self.session, self.session.declaration.inputs
+        count, uncond = blocks
+        parts = [self._block(kwargs, names, b, n_rows) for b in range(count)]
+        conditional = next(b for b in range(count) if b not in uncond)
+        session.seen_conditional(call, self.denoiser, it, parts[conditional])  # before="no_cfg": its text
+        changed = False
+        for b in uncond:
+            swapped = session.swap(call, self.denoiser, it, parts[b], n_rows)
+            changed, parts[b] = changed or swapped is not parts[b], swapped
+        if not changed:
+            return kwargs
+        out = dict(kwargs)
+        for name, value in pad([{n: get_input(part, n) for n in names} for part in parts], call).items():
+            put_input(out, name, value)
+        return out
+
+    @staticmethod
+    def _block(kwargs: dict, names, b: int, n_rows: int) -> dict:
+        """``kwargs`` with each text input cut to block ``b`` (rows ``b * n_rows`` to ``(b + 1) * n_rows``)."""
+        part = dict(kwargs)
+        for name in names:
+            value = get_input(kwargs, name)
+            put_input(part, name, None if value is None else value[b * n_rows : (b + 1) * n_rows])
+        return part
 
     def _decide(self, call, total):
         pipeline, declaration = self.session.pipeline, self.session.declaration

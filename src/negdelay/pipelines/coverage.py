@@ -51,7 +51,6 @@ NOT_SERVED: dict[str, str] = {
     # easyanimate
     "EasyAnimateControlPipeline": "broken in diffusers 0.42.1: __call__ passes text_encoder_index=0 to its own encode_prompt, which takes no such argument, so every call raises TypeError",
     # ernie_image
-    "ErnieImagePipeline": "batched text of per-row length (text_bth zero-padded to the longest row of the whole call, with text_lens): a negative longer than every prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed",
     # helios
     # hidream_image
     "HiDreamImagePipeline": "batched, but its Llama-3 text input is [layers, batch, tokens, dim] (batch on dim 1); the batched hook slices rows on dim 0: needs a per-input batch axis in the declaration",
