@@ -208,7 +208,7 @@ class Session:
         """A separate conditional pass (context and ordered modes): keep its text inputs (references, no copies) for
         the unconditional pass of the same step, which takes them when that step runs without CFG."""
         if self.no_cfg:
-            call.conditional[denoiser] = (it, {n: get_input(kwargs, n) for n in self.declaration.inputs})
+            call.conditional[denoiser] = (it, {n: self._read(kwargs, n) for n in self.declaration.inputs})
 
     def _conditional(self, call: CallState, denoiser: str, it: int, current: dict, n_rows: int, blocks) -> dict:
         """The conditional pass's text inputs for the rows of this unconditional pass: the conditional block of this
@@ -270,7 +270,7 @@ class Session:
         built = None if mixed else call.built.get((denoiser, keys))
         if built is None:
             first = 0 if blocks is None else blocks[1][0] * n_rows
-            current = {n: get_input(kwargs, n) for n in self.declaration.inputs}
+            current = {n: self._read(kwargs, n) for n in self.declaration.inputs}
             own = {n: None if t is None else t[first : first + n_rows] for n, t in current.items()}
             conditional = None
             if any(k is sch.CONDITIONAL for k in keys):
@@ -280,9 +280,16 @@ class Session:
                 call.built[(denoiser, keys)] = built
         if blocks is not None:  # the other blocks (conditional, perturbed, ...) as the pipeline passes them
             count, uncond = blocks
-            built = {n: cat([t if b in uncond else get_input(kwargs, n)[b * n_rows : (b + 1) * n_rows]
+            built = {n: cat([t if b in uncond else self._read(kwargs, n)[b * n_rows : (b + 1) * n_rows]
                              for b in range(count)]) for n, t in built.items()}
         out = dict(kwargs)
         for name, tensor in built.items():
-            put_input(out, name, tensor)
+            axis = self.declaration.batch_axes.get(name)
+            put_input(out, name, tensor.movedim(0, axis) if axis and tensor is not None else tensor)
         return out
+
+    def _read(self, kwargs: dict, name: str):
+        """Input ``name`` of a denoiser call, rows first: a declared batch axis (``batch_axes``) moved to dim 0."""
+        value = get_input(kwargs, name)
+        axis = self.declaration.batch_axes.get(name)
+        return value.movedim(axis, 0) if axis and value is not None else value

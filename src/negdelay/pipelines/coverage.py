@@ -53,7 +53,6 @@ NOT_SERVED: dict[str, str] = {
     # ernie_image
     # helios
     # hidream_image
-    "HiDreamImagePipeline": "batched, but its Llama-3 text input is [layers, batch, tokens, dim] (batch on dim 1); the batched hook slices rows on dim 0: needs a per-input batch axis in the declaration",
     # hunyuan_image
     # hunyuan_video
     # hunyuan_video1_5

@@ -57,6 +57,9 @@ class Declaration:
     steps: how the step of a denoiser call is counted, one of ``STEPS``: ``"progress"`` where the pipeline's loop
         does not step ``pipeline.scheduler`` once per step (diffusion forcing's per-frame scheduler copies, a
         pyramid's stages that each set the scheduler's timesteps anew).
+    batch_axes: inputs whose rows are not on dim 0 (HiDream's Llama-3 states ``[layers, batch, tokens, dim]``: 1). The
+        session sees them batch-first (``movedim``) and the declaration's encode returns them batch-first; the
+        first input must be batch-first (its rows are counted).
     note: one line for the docs.
     """
 
@@ -75,6 +78,7 @@ class Declaration:
     context: str = "uncond"
     callback: str | None = None
     steps: str = "scheduler"
+    batch_axes: dict[str, int] = field(default_factory=dict, compare=False)
     note: str = ""
     classes: tuple[str, ...] = field(default=(), compare=False)
 
@@ -83,6 +87,8 @@ class Declaration:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {self.mode!r}")
         if self.steps not in STEPS:
             raise ValueError(f"steps must be one of {sorted(STEPS)}, got {self.steps!r}")
+        if set(self.batch_axes) - set(self.inputs[1:]):
+            raise ValueError(f"batch_axes must name inputs other than the first, got {sorted(self.batch_axes)}")
         if not self.inputs or not self.denoisers:
             raise ValueError("a declaration needs at least one text input and one denoiser")
 
