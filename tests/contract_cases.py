@@ -10,7 +10,7 @@ import warnings
 import torch
 
 import builders
-from contract_reference import text_inputs, watch
+from contract_reference import staged_text_inputs, watch
 
 
 def _one_prompt(factory):
@@ -67,4 +67,10 @@ def recorded(name):
         stock = call(c)
     with watch(c.pipe) as calls_b:
         call(c, negative=c.negatives())
-    return stock, text_inputs(calls_a, calls_b)
+
+    def run_b(change):
+        with watch(c.pipe, change) as calls:
+            call(c, negative=c.negatives())
+        return calls
+
+    return stock, staged_text_inputs(calls_a, calls_b, run_b)

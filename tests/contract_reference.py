@@ -5,6 +5,11 @@ Two stock runs are recorded, model call by model call: A with the pipeline's own
 (model, position within the step) in both runs and differ between them; the reference is the stock run A whose
 models get B's values of exactly those inputs (only the differing rows, or the whole value where its shape differs)
 at the calls of chosen progress-bar steps, counted with the pipeline's own progress bar.
+
+A pipeline that calls other pipelines (a combined pipeline's prior, then its decoder) counts each loop's steps with
+that pipeline's progress bar; models that run one after another are judged in that order (``staged_text_inputs``):
+what the prior made of the negative reaches the decoder as an input that differs between A and B, but it is the
+prior's output, not the decoder's text.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ class _Bar:
 
     def update(self, n=1):
         self.counter["step"] += n
+
+
+def pipelines(pipe) -> list:
+    """The pipeline and the pipelines it calls (a combined pipeline's ``prior_pipe``, ``decoder_pipe``): each counts
+    its own loop's steps with its own progress bar."""
+    from diffusers import DiffusionPipeline
+
+    return [pipe] + [v for v in vars(pipe).values() if isinstance(v, DiffusionPipeline)]
 
 
 def denoisers(pipe) -> list[str]:
@@ -104,13 +117,15 @@ def watch(pipe, change=None):
 
     for name, module in modules.items():
         wrap(name, module)
-    pipe.progress_bar = lambda iterable=None, **k: _Bar(counter, iterable)
+    for each in pipelines(pipe):
+        each.progress_bar = lambda iterable=None, **k: _Bar(counter, iterable)
     try:
         yield calls
     finally:
         for module in modules.values():
             del module.forward
-        del pipe.progress_bar
+        for each in pipelines(pipe):
+            del each.progress_bar
 
 
 def _equal(a, b) -> bool:
@@ -153,6 +168,43 @@ def text_inputs(calls_a, calls_b) -> dict[tuple[str, int], dict[str, object]]:
             if constant and not _equal(first_a[name], first_b[name]):
                 found.setdefault(key, {})[name] = (first_a[name], first_b[name])
     return found
+
+
+def stages(calls) -> list[set[str]]:
+    """The models in groups that run one after another (a combined pipeline's prior loop, then its decoder loop): a
+    model first called after the last call of every model before it starts a new group."""
+    first, last = {}, {}
+    for i, (_, model, _, _) in enumerate(calls):
+        first.setdefault(model, i)
+        last[model] = i
+    groups: list[set[str]] = []
+    for model in sorted(first, key=first.get):
+        if groups and first[model] < max(last[m] for group in groups for m in group):
+            groups[-1].add(model)
+        else:
+            groups.append({model})
+    return groups
+
+
+def staged_text_inputs(calls_a, calls_b, run_b) -> dict:
+    """``text_inputs``, judged one group of ``stages`` at a time where models run one after another: a later group's
+    text inputs are those that differ between run A and a run given B's negative (``run_b(change) -> calls``) in which
+    the earlier groups keep A's text inputs, so that what an earlier model made of the negative (a prior's image
+    embedding, passed on to the decoder) does not count as a text input of the later one."""
+    values = text_inputs(calls_a, calls_b)
+    called = {}
+    for _, model, slot, _ in calls_a:
+        called[(model, slot)] = called.get((model, slot), 0) + 1
+    groups = stages(calls_a)
+    for i, group in enumerate(groups[1:], start=1):
+        earlier = set().union(*groups[:i])
+        held = {key: {n: (b, a) for n, (a, b) in inputs.items()} for key, inputs in values.items() if key[0] in earlier}
+        if not held or not any(n >= 2 for (model, _), n in called.items() if model in group):
+            continue
+        again = text_inputs(calls_a, run_b(substituting(held, 0)))
+        values = {k: v for k, v in values.items() if k[0] not in group}
+        values.update({k: v for k, v in again.items() if k[0] in group})
+    return values
 
 
 def _rows_replaced(mine, theirs):

@@ -90,6 +90,7 @@ def test_remove_restores_stock(name):
     negdelay.apply(c.pipe, c.negatives(), start_step=1)
     negdelay.remove(c.pipe)
     assert not negdelay.hooks.is_applied(c.pipe)
+    assert not any(negdelay.hooks.is_applied(getattr(c.pipe, part)) for part, _ in declaration_for(c.pipe).parts)
     assert same(call(c), stock)
     assert "encode_prompt" not in c.pipe.__dict__
 

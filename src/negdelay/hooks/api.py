@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from diffusers.hooks import HookRegistry
 
@@ -17,12 +20,14 @@ _ATTRIBUTE = "_negdelay_applied"  # on the pipeline instance: what apply() insta
 
 
 class Applied:
-    """What ``apply`` returns: a handle whose ``with`` block ends with ``remove(pipe)``."""
+    """What ``apply`` returns: a handle whose ``with`` block ends with ``remove(pipe)``. For a wrapper pipeline
+    (a declaration's ``parts``) ``parts`` holds the handles of its sub-pipelines and ``session`` is None."""
 
-    def __init__(self, pipeline, session: Session, models: list):
+    def __init__(self, pipeline, session: Session | None, models: list, parts: dict | None = None):
         self.pipeline = pipeline
         self.session = session
         self.models = models
+        self.parts = parts or {}
 
     def __enter__(self):
         return self
@@ -33,7 +38,10 @@ class Applied:
 
     @property
     def last_plan(self):
-        """The plan of the last call: for each loop iteration, each unconditional row's key (None: own text)."""
+        """The plan of the last call: for each loop iteration, each unconditional row's key (None: own text); for a
+        wrapper, ``{part: its plan}``."""
+        if self.session is None:
+            return {name: part.last_plan for name, part in self.parts.items()}
         return self.session.last_plan
 
 
@@ -79,6 +87,10 @@ def apply(
     and guidance returns the conditional prediction alone (A1111's "Ignore negative prompt during early
     sampling"). The pass is still computed (and its result discarded by the guidance formula): no time is saved.
     ``start_percent`` / ``stop_percent``: ComfyUI's percents of the model's noise axis (docs/semantics.md).
+
+    A wrapper pipeline (``KandinskyCombinedPipeline``, ``StableCascadeCombinedPipeline``, ...) is served through the
+    sub-pipelines it passes its negative to (``prior_pipe``, ``decoder_pipe``): each is applied with the same
+    arguments, and each counts its own loop's steps.
     """
     if _is_modular(pipeline):  # modular diffusers: the guider is the home of a delayed negative
         from .. import guider
@@ -94,6 +106,21 @@ def apply(
             f"negdelay does not serve {type(pipeline).__name__}: `negdelay pipelines` lists the served pipeline "
             "classes and why the others are not served"
         )
+    schedule = dict(start_step=start_step, start_fraction=start_fraction, start_sigma=start_sigma,
+                    stop_step=stop_step, stop_fraction=stop_fraction, stop_sigma=stop_sigma,
+                    start_percent=start_percent, stop_percent=stop_percent, before=before, segments=segments)
+    return _apply_declared(pipeline, declaration, negative_prompt, **schedule, **more_prompts)
+
+
+def _apply_declared(pipeline, declaration, negative_prompt, *, start_step=None, start_fraction=None, start_sigma=None,
+                    stop_step=None, stop_fraction=None, stop_sigma=None, start_percent=None, stop_percent=None,
+                    before="unconditional", segments=None, **more_prompts) -> Applied:
+    """``apply`` with the declaration that serves ``pipeline`` (a wrapper's part may be served by its own)."""
+    if declaration.parts:
+        schedule = dict(start_step=start_step, start_fraction=start_fraction, start_sigma=start_sigma,
+                        stop_step=stop_step, stop_fraction=stop_fraction, stop_sigma=stop_sigma,
+                        start_percent=start_percent, stop_percent=stop_percent, before=before, segments=segments)
+        return _apply_parts(pipeline, declaration, negative_prompt, **schedule, **more_prompts)
     unknown = sorted(set(more_prompts) - set(declaration.prompts))
     if unknown:
         raise TypeError(
@@ -127,6 +154,29 @@ def apply(
     return applied
 
 
+def _apply_parts(pipeline, declaration, negative_prompt, **arguments) -> Applied:
+    """A wrapper (Kandinsky's and Stable Cascade's combined pipelines): the same negative and schedule applied to each
+    sub-pipeline that receives the negative text, in one handle; if one part refuses, none stays applied."""
+    remove(pipeline)
+    parts = {}
+    try:
+        for name, served in declaration.parts:
+            part = getattr(pipeline, name, None)
+            if part is None or declaration_for(part) is None:
+                raise TypeError(f"{type(pipeline).__name__}.{name} is {type(part).__name__}, which negdelay does not "
+                                "serve: the wrapper cannot be applied")
+            if "wrapper" in inspect.signature(served.encode).parameters:  # it encodes through another part
+                served = replace(served, encode=functools.partial(served.encode, wrapper=pipeline))
+            parts[name] = _apply_declared(part, served, negative_prompt, **arguments)
+    except BaseException:
+        for applied in parts.values():
+            remove(applied.pipeline)
+        raise
+    applied = Applied(pipeline, None, [], parts)
+    setattr(pipeline, _ATTRIBUTE, applied)
+    return applied
+
+
 def _our_hook(model):
     registry = getattr(model, "_diffusers_hook", None)
     return None if registry is None else registry.get_hook(HOOK_NAME)
@@ -141,6 +191,11 @@ def remove(pipeline) -> None:
         return
     applied = pipeline.__dict__.pop(_ATTRIBUTE, None)
     if applied is None:
+        return
+    for part in applied.parts.values():  # a wrapper: its parts, where they still hold what it applied
+        if part.pipeline.__dict__.get(_ATTRIBUTE) is part:
+            remove(part.pipeline)
+    if applied.session is None:
         return
     for model in applied.models:
         if _our_hook(model) is not None:

@@ -58,7 +58,6 @@ NOT_SERVED: dict[str, str] = {
     # hunyuan_video1_5
     # hunyuandit
     # joyimage
-    "JoyImageEditPlusPipeline": "batched, the prompt and negative token rows (and masks) zero-padded to the longer of the two in __call__ (_pad_sequence): a negative longer than the prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed; its only encoder is encode_prompt_multiple_images, called for prompt and negative alike",
     # kandinsky
     "KandinskyCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     "KandinskyImg2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",

@@ -61,12 +61,17 @@ class Declaration:
         session sees them batch-first (``movedim``) and the declaration's encode returns them batch-first; the
         first input must be batch-first (its rows are counted).
     note: one line for the docs.
+    parts: a wrapper pipeline that calls served sub-pipelines (``wrapper()``): ``(attribute, declaration)`` of each
+        sub-pipeline that receives the negative text; ``apply()`` applies each declaration to its sub-pipeline with the
+        same negative and schedule, ``remove()`` removes them. A part's ``encode`` that takes a ``wrapper`` keyword is
+        given the wrapper pipeline (a decoder whose negative the wrapper's prior encodes). ``inputs``, ``denoisers``
+        and ``mode`` then describe the parts (the wrapper's own attribute names of their denoisers); ``encode`` is None.
     """
 
     family: str
     mode: str
     inputs: tuple[str, ...]
-    encode: Callable
+    encode: Callable | None = None
     denoisers: tuple[str, ...] = ("transformer",)
     prompts: tuple[str, ...] = ()
     needs: str = "guidance_scale > 1"
@@ -80,6 +85,7 @@ class Declaration:
     steps: str = "scheduler"
     batch_axes: dict[str, int] = field(default_factory=dict, compare=False)
     note: str = ""
+    parts: tuple[tuple[str, Declaration], ...] = ()
     classes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +97,24 @@ class Declaration:
             raise ValueError(f"batch_axes must name inputs other than the first, got {sorted(self.batch_axes)}")
         if not self.inputs or not self.denoisers:
             raise ValueError("a declaration needs at least one text input and one denoiser")
+        if self.encode is None and not self.parts:
+            raise ValueError("a declaration needs encode (how to encode a negative), or parts (a wrapper)")
+
+
+def wrapper(family: str, parts: dict[str, Declaration], denoisers: tuple[str, ...], needs: str,
+            note: str = "") -> Declaration:
+    """A wrapper pipeline that calls sub-pipelines (Kandinsky's and Stable Cascade's combined pipelines), served by
+    applying to them: ``parts`` maps the attributes of the sub-pipelines that receive the negative text to the
+    declarations that serve them there (their mode must agree); ``denoisers`` names the parts' denoisers as the
+    wrapper's own attributes (``prior_prior``); ``needs`` says it in the wrapper's arguments."""
+    declared = list(parts.values())
+    modes = {d.mode for d in declared}
+    prompts = {d.prompts for d in declared}
+    if not parts or len(modes) > 1 or len(prompts) > 1:
+        raise ValueError(f"a wrapper needs parts of one mode taking the same negatives, got {sorted(modes)}")
+    inputs = tuple(dict.fromkeys(name for d in declared for name in d.inputs))
+    return Declaration(family=family, mode=declared[0].mode, inputs=inputs, denoisers=denoisers,
+                       prompts=declared[0].prompts, needs=needs, note=note, parts=tuple(parts.items()))
 
 
 #: class name -> declaration (filled by the family modules of this package)
