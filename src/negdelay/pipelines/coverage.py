@@ -59,13 +59,7 @@ NOT_SERVED: dict[str, str] = {
     # hunyuandit
     # joyimage
     # kandinsky
-    "KandinskyCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyImg2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyInpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     # kandinsky2_2
-    "KandinskyV22CombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyV22Img2ImgCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
-    "KandinskyV22InpaintCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     # kandinsky3
     # kandinsky5
     # kandinsky6
@@ -99,7 +93,6 @@ NOT_SERVED: dict[str, str] = {
     # stable_audio
     # stable_audio_3
     # stable_cascade
-    "StableCascadeCombinedPipeline": "a wrapper that calls a prior and a decoder pipeline: apply to the sub-pipeline (pipe.prior_pipe / pipe.decoder_pipe)",
     # stable_diffusion
     "OnnxStableDiffusionImg2ImgPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
     "OnnxStableDiffusionInpaintPipeline": "ONNX Runtime pipeline: the denoiser is an ONNX session, not a torch module a hook can reach",
