@@ -47,7 +47,6 @@ NOT_SERVED: dict[str, str] = {
     "Cosmos3OmniPipeline": "no text encoder: the joint transformer takes the negative as token ids packed with the vision (sound, action) tokens into one sequence, so its unconditional inputs (input_ids, text_indexes, position_ids, und_len, sequence_length and every *_sequence_indexes) all change with the text and include plain ints; batch 1 only. Needs a mode that replaces a call's whole packed inputs",
     # deepfloyd_if
     # dreamlite
-    "DreamLitePipeline": "batched, the negative and the prompt encoded in ONE encode_prompt call and padded (text_pad_embedding, mask) to the longer of the two: a negative longer than the prompt widens the conditional row too, and the batched hook keeps the other blocks as passed",
     # easyanimate
     "EasyAnimateControlPipeline": "broken in diffusers 0.42.1: __call__ passes text_encoder_index=0 to its own encode_prompt, which takes no such argument, so every call raises TypeError",
     # ernie_image
