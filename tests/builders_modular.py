@@ -42,6 +42,10 @@ class ModularCase:
     images: int = 2
     output: str | list = "latents"
     steps: int = 4
+    # how the reference gets the negative's inputs: "negative_prompt" (a stock run given it as negative_prompt, its
+    # unconditional calls) or "prompt" (a pipeline with no negative_prompt input: a stock run given it as the
+    # prompt, its conditional calls)
+    negative_via: str = "negative_prompt"
 
     @property
     def negative(self):
@@ -340,7 +344,9 @@ def flux2_klein_base():
         joint_attention_dim=16, timestep_guidance_channels=256, axes_dims_rope=[4, 4, 4, 4], guidance_embeds=False))
     pipe = modular("Flux2KleinBaseModularPipeline", text_encoder=_qwen3("Qwen3ForCausalLM"), tokenizer=_qwen_tokenizer(),
                    transformer=transformer, vae=_flux2_vae(), scheduler=_flow_match())
-    return ModularCase(pipe, {"height": 16, "width": 16, "max_sequence_length": 32, "text_encoder_out_layers": (1,)})
+    # no negative_prompt input: the stock unconditional text is always ""
+    return ModularCase(pipe, {"height": 16, "width": 16, "max_sequence_length": 32, "text_encoder_out_layers": (1,)},
+                       negative_via="prompt")
 
 
 def ltx():
@@ -679,12 +685,8 @@ def ltx25():
     return _ltx2("LTX25ModularPipeline")
 
 
-# Built but refused by negdelay.guider.apply: the tests check the refusal.
-REFUSED = {
-    "Flux2KleinBaseModularPipeline": flux2_klein_base,  # no negative_prompt input: its negative is always ""
-}
-
 CASES = {
+    "Flux2KleinBaseModularPipeline": flux2_klein_base,
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
     "WanImage2VideoModularPipeline": wan_i2v,

@@ -111,24 +111,26 @@ class _Calls(list):
         self.per_denoiser: dict[str, int] = {}
 
 
-def text_keys(own_calls, neg_calls) -> list[str]:
-    """The keyword arguments in which the unconditional call of step 0 differs between the two stock runs."""
+def text_keys(own_calls, neg_calls, source_role=1) -> list[str]:
+    """The keyword arguments in which the unconditional call of step 0 differs between the two stock runs (the
+    negative run's call of ``source_role``: 0 where the negative was given as the prompt)."""
     own = next(kw for s, r, kw in own_calls if r == 1)
-    neg = next(kw for s, r, kw in neg_calls if r == 1)
+    neg = next(kw for s, r, kw in neg_calls if r == source_role)
     keys = [k for k in own if _is_data(own[k]) and not _same(own[k], neg.get(k))]
     if not keys:
         raise AssertionError("the negative changed no input of the unconditional call: the case cannot prove anything")
     return keys
 
 
-def substituted(neg_calls, keys, k, stop=None):
+def substituted(neg_calls, keys, k, stop=None, source_role=1):
     """``change`` for ``denoiser_calls``: unconditional calls of steps >= k (and < stop) get the negative run's text
-    inputs."""
+    inputs (from its call of ``source_role`` in the same step: its unconditional call, or with ``source_role=0`` its
+    conditional one, for a run given the negative as its prompt)."""
 
     def change(index, step, role, kwargs):
         if role == 1 and step >= k and (stop is None or step < stop):
-            s, r, neg = neg_calls[index]
-            assert (s, r) == (step, role), "the two runs' calls do not line up"
+            s, r, neg = neg_calls[index - 1 + source_role]
+            assert (s, r) == (step, source_role), "the two runs' calls do not line up"
             for key in keys:
                 kwargs[key] = neg[key]
 
@@ -141,10 +143,21 @@ def reference_output(case, k, stop=None):
     with recording(case) as own:
         stock = case.run()
     with recording(case) as neg:
-        negative = case.run(negative_prompt=case.negative)
-    with recording(case, substituted(neg, text_keys(own, neg), k, stop)):
+        negative = case.run(**negative_run(case))
+    role = source_role(case)
+    with recording(case, substituted(neg, text_keys(own, neg, role), k, stop, role)):
         reference = case.run()
     return stock, negative, reference
+
+
+def negative_run(case) -> dict:
+    """The call keywords of the stock run that carries the negative's text inputs."""
+    return {"prompt": case.negative} if case.negative_via == "prompt" else {"negative_prompt": case.negative}
+
+
+def source_role(case) -> int:
+    """Which call of each step of that run carries them: the conditional one (0) where it was given as the prompt."""
+    return 0 if case.negative_via == "prompt" else 1
 
 
 def recording(case, change=None):

@@ -103,7 +103,8 @@ def test_apply_refuses_what_it_cannot_serve(wan):
     assert not G.supports(classic)
     with pytest.raises(ValueError, match="not a diffusers ModularPipeline"):
         G.apply(classic, "blurry", start_step=1)
-    refused = bm.REFUSED["Flux2KleinBaseModularPipeline"]().pipe
+    refused = bm.flux2_klein_base().pipe  # without its text step nothing makes unconditional text inputs
+    refused._blocks.sub_blocks.pop("text_encoder")
     assert not G.supports(refused)
     with pytest.raises(ValueError, match="takes no negative_prompt"):
         G.apply(refused, "blurry", start_step=1)
@@ -306,3 +307,37 @@ def test_negdelay_apply_serves_modular_pipelines_through_the_guider(wan):
     assert not negdelay.is_applied(wan.pipe)
     assert torch.equal(got, want) and not torch.equal(got, stock)
     assert torch.equal(wan.run(), stock)
+
+
+# -- a pipeline without a negative_prompt input (Flux 2 Klein base: its unconditional text is always "") ----------
+
+
+@pytest.fixture(scope="module")
+def klein():
+    return bm.flux2_klein_base()
+
+
+def test_klein_single_negative_is_every_prompts_and_a_wrong_count_is_refused(klein):
+    assert "negative_prompt" not in {p.name for p in klein.pipe._blocks.inputs} and G.supports(klein.pipe)
+    one = delayed(klein, "blurry hat", start_step=1)
+    # the reference: the unconditional calls from step 1 get the conditional inputs of a run prompted by the negative
+    with ref.recording(klein) as own:
+        stock = klein.run()
+    with ref.recording(klein) as neg:
+        klein.run(prompt=["blurry hat", "blurry hat"])
+    keys = ref.text_keys(own, neg, source_role=0)
+    with ref.recording(klein, ref.substituted(neg, keys, 1, source_role=0)):
+        reference = klein.run()
+    assert same(one, reference) and not same(one, stock)
+    with pytest.raises(ValueError, match="3 texts for 2 prompt"):
+        delayed(klein, ["a", "b", "c"], start_step=1)
+
+
+def test_klein_guidance_off_runs_no_unconditional_pass(klein):
+    own = klein.pipe.guider
+    klein.pipe.update_components(guider=ClassifierFreeGuidance(guidance_scale=1.0))
+    try:
+        stock = klein.run()
+        assert same(delayed(klein, start_step=1), stock)  # a documented no-op: no unconditional pass to change
+    finally:
+        klein.pipe.update_components(guider=own)

@@ -30,7 +30,7 @@ def _record(case, change=None):
 
 def _record_negative(case):
     with ref.recording(case) as calls:
-        out = case.run(negative_prompt=case.negative)
+        out = case.run(**ref.negative_run(case))
     return out, calls
 
 
@@ -60,19 +60,21 @@ def test_contract(name):
     with_negative, neg_calls = _record_negative(case)
     assert not _equal(stock, with_negative), "the negative must change the stock output, or nothing is proven"
     assert set(own_calls.per_denoiser) == set(case.denoisers)  # every denoiser runs (Wan 2.2: both experts)
-    keys = ref.text_keys(own_calls, neg_calls)
+    role = ref.source_role(case)
+    keys = ref.text_keys(own_calls, neg_calls, role)
 
     # (a) never switching
     assert _equal(_delayed(case, start_step=case.steps), stock)
-    # from step 0: the stock pipeline given the negative
-    assert _equal(_delayed(case, start_step=0), with_negative)
+    # from step 0: the stock pipeline given the negative (a pipeline without a negative_prompt input: the reference)
+    from_0 = with_negative if role == 1 else _record(case, ref.substituted(neg_calls, keys, 0, source_role=0))[0]
+    assert _equal(_delayed(case, start_step=0), from_0)
 
     # (b) delayed == the independent reference
     for k in (1, 3):
-        reference, _ = _record(case, ref.substituted(neg_calls, keys, k))
+        reference, _ = _record(case, ref.substituted(neg_calls, keys, k, source_role=role))
         delayed = _delayed(case, start_step=k)
         assert _equal(delayed, reference), f"start_step={k}: differs from the reference"
-        assert not _equal(delayed, stock) and not _equal(delayed, with_negative), f"start_step={k} changed nothing"
+        assert not _equal(delayed, stock) and not _equal(delayed, from_0), f"start_step={k} changed nothing"
 
     # (c) remove restores the pipeline's own objects (the guiders untouched: the wrappers above ran on copies) and
     # output

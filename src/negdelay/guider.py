@@ -41,13 +41,13 @@ _MISSING = object()
 # The classes the contract test (tests/test_guider_contract.py) proves on tiny components, and why the others
 # are not served. The test checks that this list is exactly what it proves.
 SERVED: tuple[str, ...] = (
-    "AnimaModularPipeline", "ErnieImageModularPipeline", "Flux3ModularPipeline", "HeliosModularPipeline",
-    "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline", "LTX25ModularPipeline",
-    "LTX2ModularPipeline", "LTXModularPipeline", "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline",
-    "QwenImageLayeredModularPipeline", "QwenImageModularPipeline", "StableDiffusion3ModularPipeline",
-    "StableDiffusionXLModularPipeline", "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline",
-    "Wan22VaceModularPipeline", "WanAnimate2DistilledModularPipeline", "WanAnimate2ModularPipeline",
-    "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
+    "AnimaModularPipeline", "ErnieImageModularPipeline", "Flux2KleinBaseModularPipeline", "Flux3ModularPipeline",
+    "HeliosModularPipeline", "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline",
+    "LTX25ModularPipeline", "LTX2ModularPipeline", "LTXModularPipeline", "QwenImageEditModularPipeline",
+    "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline", "QwenImageModularPipeline",
+    "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline", "Wan22Image2VideoModularPipeline",
+    "Wan22ModularPipeline", "Wan22VaceModularPipeline", "WanAnimate2DistilledModularPipeline",
+    "WanAnimate2ModularPipeline", "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
 )
 _NO_GUIDER = "no guider component: its blocks run no classifier-free guidance through a guider"
 NOT_SERVED: dict[str, str] = {
@@ -63,7 +63,6 @@ NOT_SERVED: dict[str, str] = {
     "Krea2TurboModularPipeline": _NO_GUIDER + " (turbo checkpoint, no negative_prompt input)",
     "MiniMaxH3ModularPipeline": _NO_GUIDER + " (guidance-distilled, no unconditional pass)",
     "QwenImage21TurboModularPipeline": _NO_GUIDER + " (turbo checkpoint, no negative_prompt input)",
-    "Flux2KleinBaseModularPipeline": "no negative_prompt input: its text step always encodes \"\" as the unconditional text",
     "MiniMaxMusic3ModularPipeline": "no negative_prompt input: its unconditional branch is not a text",
     "HeliosPyramidDistilledModularPipeline": (
         "DMD-distilled, meant to run without CFG; with CFG the stock pipeline is not reproducible from one call to "
@@ -240,9 +239,26 @@ def _why_not(pipe) -> str:
     if not any(is_cfg_like(getattr(pipe, n)) for n in names):
         kinds = ", ".join(f"{n}={type(getattr(pipe, n)).__name__}" for n in names)
         return f"no guider of {type(pipe).__name__} has an unconditional branch ({kinds})"
-    if "negative_prompt" not in _block_inputs(pipe):
+    if "negative_prompt" not in _block_inputs(pipe) and not _prompt_only_text_steps(pipe._blocks):
         return f"{type(pipe).__name__} takes no negative_prompt: its unconditional branch is not a text"
     return ""
+
+
+def _negative_pairs(block) -> list[tuple[str, str]]:
+    """``(name, "negative_" + name)`` for every output pair of ``block``: what it makes from the prompt and the
+    same thing for the unconditional text."""
+    outs = {p.name for p in block.intermediate_outputs if p.name}
+    return sorted((name, "negative_" + name) for name in outs if "negative_" + name in outs)
+
+
+def _prompt_only_text_steps(blocks) -> list:
+    """Text steps that read ``prompt`` but no ``negative_prompt`` and still make unconditional text inputs (Flux 2
+    Klein base encodes ``""`` for them): run on the delayed negative as their ``prompt``, their prompt outputs are
+    the negative's unconditional inputs. Only where no block of the pipeline reads ``negative_prompt``."""
+    leaves = [block for block, is_loop in _leaves(blocks) if not is_loop]
+    if any("negative_prompt" in {p.name for p in block.inputs} for block in leaves):
+        return []
+    return [block for block in leaves if "prompt" in {p.name for p in block.inputs} and _negative_pairs(block)]
 
 
 def supports(pipe) -> bool:
@@ -456,6 +472,9 @@ class _Call:
         # negative_prompt_2 / _3 (SDXL, SD3): the delayed negative replaces every negative text
         texts.update({n: None for n in inputs if n.startswith("negative_prompt_") and n[16:].isdigit()})
         self.taint = texts
+        # a pipeline whose text step encodes its own unconditional text from nothing (Flux 2 Klein base: ""): that
+        # step runs once more with the negative as its prompt
+        self._as_prompt = {id(block): _negative_pairs(block) for block in _prompt_only_text_steps(handle._blocks)}
         self.encoded = False
         self.frozen = False
         self._pending: dict[int, tuple] = {}
@@ -468,7 +487,7 @@ class _Call:
         if state is self.state and not self.frozen:
             if is_loop:
                 self.freeze()
-            elif self._reads_taint(block, state):
+            elif self._reads_taint(block, state) or id(block) in self._as_prompt:
                 # what the block sees, kept as it is now: the block may edit lists in place (Z-Image's text step
                 # writes the templated prompts into its prompt list) and advance the generator
                 values = {name: _fresh(v) for name, v in state.values.items()}
@@ -495,10 +514,17 @@ class _Call:
         from diffusers.modular_pipelines.modular_pipeline import PipelineState
 
         side = {**values, **{name: _fresh(v) for name, v in self.taint.items()}}
+        pairs = self._as_prompt.get(id(block))
+        if pairs is not None:
+            side["prompt"] = _negative_as_prompt(self.handle.delay.negative_prompt, values.get("prompt"))
         before = dict(side)
         shadow = PipelineState(values=side, kwargs_mapping=mapping)
         block(self.pipeline, shadow)
         self.encoded = True
+        if pairs is not None:  # the negative's prompt outputs are its unconditional inputs; nothing else counts
+            made = shadow.values
+            shadow = PipelineState(values={neg: made.get(name) for name, neg in pairs}, kwargs_mapping=mapping)
+            before = {}
         for name, value in shadow.values.items():
             if name in before and value is before[name]:
                 continue  # not written by the block
@@ -564,6 +590,18 @@ class _Call:
                 if isinstance(real, torch.Tensor) and real.shape == value.shape and torch.equal(real.to(value), value):
                     return name, real, negative
         return None
+
+
+def _negative_as_prompt(negative, prompt):
+    """The delayed negative as a prompt text step's ``prompt``: one text per prompt (a single negative for all)."""
+    count = 1 if prompt is None or isinstance(prompt, str) else len(prompt)
+    if isinstance(negative, str):
+        return negative if isinstance(prompt, str) or prompt is None else [negative] * count
+    if len(negative) != count:
+        raise ValueError(
+            f"negative_prompt: {len(negative)} texts for {count} prompt(s); give one per prompt or a single string"
+        )
+    return list(negative)
 
 
 def _holds_tensors(value) -> bool:
