@@ -72,4 +72,5 @@ def dreamlite_longer_negative() -> Case:
     return case
 
 
-CASES = {"DreamLitePipeline": dreamlite, "DreamLitePipeline[edit]": dreamlite_edit}
+CASES = {"DreamLitePipeline": dreamlite, "DreamLitePipeline[edit]": dreamlite_edit,
+         "DreamLitePipeline[longer negative]": dreamlite_longer_negative}

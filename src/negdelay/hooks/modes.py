@@ -100,7 +100,8 @@ class BatchedHook(DelayedNegativeHook):
         if not changed:
             return kwargs
         out = dict(kwargs)
-        for name, value in pad([{n: get_input(part, n) for n in names} for part in parts], call).items():
+        keys = call.plan[min(it, len(call.plan) - 1)]  # this step's text per unconditional row (None: own)
+        for name, value in pad([{n: get_input(part, n) for n in names} for part in parts], call, keys).items():
             put_input(out, name, value)
         return out
 
