@@ -196,6 +196,8 @@ def train_vae(args, data, ckpt_dir: Path, device):
         rec = vae.decode(z).sample
         kl = post.kl().mean() / z[0].numel()
         loss = F.mse_loss(rec, x) + 0.1 * F.l1_loss(rec, x) + 1e-5 * kl
+        if args.vae_guided_weight:
+            loss = loss + args.vae_guided_weight * guided_decode_loss(vae, data, idx, rng, gen, args, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -211,6 +213,43 @@ def train_vae(args, data, ckpt_dir: Path, device):
     save(True)
     log(f"vae: done, {step} steps in {elapsed / 60:.1f} min")
     return vae.eval()
+
+
+def recoloured(data: dict, idx: np.ndarray, colours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The scenes ``idx`` with their object (not the dot) repainted in ``colours`` (indices into world.COLOURS),
+    jittered like the world's colours: the same geometry in another colour."""
+    images = data["images"][idx].astype(np.float64) / 255.0
+    paint = data["object_mask"][idx] & ~data["accessory_mask"][idx]
+    for k, c in enumerate(colours):
+        rgb = np.array(world.COLOUR_RGB[world.COLOURS[int(c)]], np.float64) / 255.0
+        images[k][paint[k]] = np.clip(rgb + rng.uniform(-0.05, 0.05, size=3), 0, 1)
+    return images
+
+
+def guided_decode_loss(vae, data: dict, idx: np.ndarray, rng: np.random.Generator, gen, args, device):
+    """Guidance in latent space should decode like guidance in pixel space.
+
+    Classifier-free guidance extrapolates: ``uncond + s * (cond - uncond)``. The diagnosis (benchmarks/toy_diagnose.py,
+    docs/toy-model.md) found the first VAE decoding extrapolated *red* latents as white or yellow from s = 2 on, while
+    blue held to s = 9: with a near-deterministic posterior the decoder never saw latents off the data's thin manifold.
+    This term paints each scene in all four colours, takes as the anchor either the mean of the four (what an
+    unconditional prediction averages) or one other colour, extrapolates the encodings from the anchor to the scene's
+    colour with a random s in [1, ``args.vae_guided_max``] and asks the decoder for the clipped pixel extrapolation.
+    """
+    n, k = len(idx), len(world.COLOURS)
+    painted = [torch.from_numpy(recoloured(data, idx, np.full(n, c), rng)).permute(0, 3, 1, 2).float() * 2 - 1
+               for c in range(k)]
+    x = torch.stack(painted).to(device)  # (colours, n, 3, H, W)
+    z = vae.encode(x.flatten(0, 1)).latent_dist.mean.unflatten(0, (k, n))
+    rows = torch.arange(n)
+    b = torch.from_numpy(rng.integers(0, k, n))
+    a = (b + torch.from_numpy(rng.integers(1, k, n))) % k
+    use_mean = (torch.rand(n, generator=gen) < 0.5).view(n, 1, 1, 1).to(device)
+    xa = torch.where(use_mean, x.mean(0), x[a, rows])
+    za = torch.where(use_mean, z.mean(0), z[a, rows])
+    s = (1 + (args.vae_guided_max - 1) * torch.rand(n, 1, 1, 1, generator=gen)).to(device)
+    target = (xa + s * (x[b, rows] - xa)).clamp(-1, 1)
+    return F.mse_loss(vae.decode(za + s * (z[b, rows] - za)).sample, target)
 
 
 @torch.no_grad()
@@ -239,8 +278,12 @@ def train_unet(args, data, lat, vae, tokenizer, ckpt_dir: Path, device, out: Pat
     run = _UnetTraining(args, data, lat, vae, tokenizer, ckpt_dir / "unet.pt", device, out)
     run.resume()
     run.train()
+    if args.val_every:
+        if not run.validations or run.validations[-1]["step"] != run.step:
+            run.validate_and_keep()
+    else:
+        run.export()
     run.save()
-    run.export()
     log(f"unet: done, {run.step} steps in {run.elapsed / 60:.1f} min, loss (last 500 steps) {np.mean(run.recent):.4f}")
 
 
@@ -255,6 +298,7 @@ class _UnetTraining:
         self.step, self.elapsed = 0, 0.0
         self.losses: list[float] = []
         self.recent: list[float] = []
+        self.validations: list[dict] = []  # {"step", "rank", "result"} per validation, in order
         self.sched, self.w_t = _noise_schedule(device)
         self.ids_all, self.ids_empty = _caption_ids(tokenizer, data["captions"])
         self.mentions = data["mentions_dot"]
@@ -282,6 +326,7 @@ class _UnetTraining:
         self.rng.bit_generator.state = ck["rng"]
         self.gen.set_state(ck["gen"])
         self.step, self.elapsed = ck["step"], ck["elapsed"]
+        self.validations = ck.get("validations", [])
         log(f"unet: resumed at step {self.step} ({self.elapsed / 60:.1f} min done)")
 
     def done(self) -> bool:
@@ -310,17 +355,16 @@ class _UnetTraining:
             if time.time() - t_ck > args.ckpt_minutes * 60:
                 self.save()
                 t_ck = time.time()
-            if args.export_minutes and time.time() - t_exp > args.export_minutes * 60:
+            if args.val_every and self.step % args.val_every == 0:
+                self.validate_and_keep()
+            elif args.export_minutes and not args.val_every and time.time() - t_exp > args.export_minutes * 60:
                 self.export()
                 t_exp = time.time()
 
     def learning_rate(self) -> float:
-        """Linear warm-up, then (``decay_steps``) a final linear anneal to 0."""
-        args, step = self.args, self.step
-        lr = args.lr * min(1.0, (step + 1) / args.warmup)
-        if args.decay_steps and step >= args.decay_start:
-            lr *= max(0.0, 1.0 - (step - args.decay_start) / args.decay_steps)
-        return lr
+        """Linear warm-up, then either a cosine from ``lr`` down to ``lr * lr_end`` at ``unet_steps``
+        (``--schedule cosine``) or constant with an optional final linear anneal to 0 (``decay_steps``)."""
+        return learning_rate(self.args, self.step)
 
     def batch(self):
         """A training batch: noisy latents, their noise and timesteps, caption ids (10 % dropped to the empty one)."""
@@ -368,13 +412,16 @@ class _UnetTraining:
         return dict(seed=a.seed, vae_steps=getattr(a, "vae_steps_done", None), unet_steps=self.step,
                     unet_minutes=round(self.elapsed / 60, 1), batch=a.batch, lr=a.lr, decay_start=a.decay_start,
                     decay_steps=a.decay_steps, n_images=a.n_images, threads=a.threads, device=str(self.device),
+                    schedule=a.schedule, lr_end=a.lr_end, vae_guided_weight=a.vae_guided_weight,
+                    vae_guided_max=a.vae_guided_max, validations=[{k: v[k] for k in ("step", "rank")}
+                                                                  for v in self.validations],
                     last_loss=float(np.mean(self.recent)) if self.recent else None)
 
     def save(self) -> None:
         atomic_save(
             dict(unet=self.unet.state_dict(), te=self.te.state_dict(), ema_u=self.ema_u.state_dict(),
                  ema_t=self.ema_t.state_dict(), opt=self.opt.state_dict(), rng=self.rng.bit_generator.state,
-                 gen=self.gen.get_state(), step=self.step, elapsed=self.elapsed),
+                 gen=self.gen.get_state(), step=self.step, elapsed=self.elapsed, validations=self.validations),
             self.path,
         )
 
@@ -382,6 +429,47 @@ class _UnetTraining:
         self.vae.register_to_config(scaling_factor=self.sf)
         export_pipeline(self.vae, self.ema_t, self.ema_u, self.tokenizer, self.out, self.info())
         log(f"exported EMA weights at step {self.step} to {self.out}")
+
+    def validate_and_keep(self) -> None:
+        """Score the EMA weights on the validation seeds (``negdelay.toy.validate``); export them when they rank
+        at least as high as every earlier validation of this run (so the exported model is the best one seen)."""
+        from . import validate
+
+        result = validate.score(self.ema_pipeline(), n=self.args.val_images)
+        best = max((v["rank"] for v in self.validations), default=float("-inf"))
+        entry = {"step": self.step, "rank": validate.rank(result), "result": result}
+        self.validations.append(entry)
+        log(f"validation at step {self.step}: both {result['both']:.3f}, colour {result['colour']}, "
+            f"dot {result['dot']:.3f}, rank {entry['rank']:.3f} (best so far {best:.3f})")
+        if entry["rank"] >= best:
+            self.export()
+        self.save()
+
+    def ema_pipeline(self):
+        """The EMA weights as an in-memory StableDiffusionPipeline (float32, eval), for validation."""
+        from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+        self.vae.register_to_config(scaling_factor=self.sf)
+        pipe = StableDiffusionPipeline(vae=self.vae, text_encoder=self.ema_t, tokenizer=self.tokenizer, unet=self.ema_u,
+                                       scheduler=PNDMScheduler(**SCHEDULER_CONFIG), safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+
+def learning_rate(args, step: int) -> float:
+    """The UNet phase's learning rate at ``step``: linear warm-up over ``warmup`` steps, then ``--schedule cosine``
+    (from ``lr`` to ``lr * lr_end`` at ``unet_steps``) or ``constant`` (with the optional linear anneal to 0 over
+    ``decay_steps`` from ``decay_start``)."""
+    import math
+
+    lr = args.lr * min(1.0, (step + 1) / args.warmup)
+    if args.schedule == "cosine":
+        progress = min(1.0, max(0.0, (step - args.warmup) / max(1, args.unet_steps - args.warmup)))
+        return lr * (args.lr_end + (1 - args.lr_end) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if args.decay_steps and step >= args.decay_start:
+        lr *= max(0.0, 1.0 - (step - args.decay_start) / args.decay_steps)
+    return lr
 
 
 def _noise_schedule(device):
@@ -412,6 +500,9 @@ def main(argv=None):
     ap.add_argument("--vae-minutes", type=float, default=5.0)
     ap.add_argument("--vae-steps", type=int, default=0, help="0 = no step limit")
     ap.add_argument("--vae-batch", type=int, default=64)
+    ap.add_argument("--vae-guided-weight", type=float, default=0.5,
+                    help="weight of the guided-decoding term (0 = the first model's VAE loss)")
+    ap.add_argument("--vae-guided-max", type=float, default=3.0, help="largest extrapolation s of that term")
     ap.add_argument("--unet-minutes", type=float, default=60.0)
     ap.add_argument("--unet-steps", type=int, default=0, help="0 = no step limit")
     ap.add_argument("--batch", type=int, default=64)
@@ -419,6 +510,12 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--decay-start", type=int, default=0, help="step where a linear lr anneal to 0 starts")
     ap.add_argument("--decay-steps", type=int, default=0, help="length of that anneal (0 = constant lr)")
+    ap.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                    help="cosine: lr falls to lr * --lr-end at --unet-steps (needs a step budget)")
+    ap.add_argument("--lr-end", type=float, default=0.02, help="cosine: the final lr as a fraction of --lr")
+    ap.add_argument("--val-every", type=int, default=0,
+                    help="validate the EMA weights every N steps and export only the best (0 = export on a clock)")
+    ap.add_argument("--val-images", type=int, default=96, help="validation images (plain prompts)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt-minutes", type=float, default=3.0)
     ap.add_argument("--export-minutes", type=float, default=10.0, help="0 = export only at the end")
@@ -428,6 +525,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not (args.vae_minutes or args.vae_steps) or not (args.unet_minutes or args.unet_steps):
         ap.error("each phase needs a step or a time budget")
+    if args.schedule == "cosine" and not args.unet_steps:
+        ap.error("--schedule cosine needs --unet-steps (the step where the cosine ends)")
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
