@@ -46,6 +46,9 @@ class ModularCase:
     # unconditional calls) or "prompt" (a pipeline with no negative_prompt input: a stock run given it as the
     # prompt, its conditional calls)
     negative_via: str = "negative_prompt"
+    # the denoiser caches the unconditional text's keys/values at its first call (Qwen-Image 2.1): the reference
+    # refills that cache where the text changes (modular_reference.substituted)
+    reprefill: bool = False
 
     @property
     def negative(self):
@@ -599,7 +602,7 @@ def qwenimage21():
     # Qwen-Image 2.1's default guider has guidance_scale 1 (off): with CFG on, as the base checkpoint runs it
     pipe = modular("QwenImage21ModularPipeline", text_encoder=_qwen3_vl(tok), processor=processor,
                    transformer=transformer, vae=vae, scheduler=_flow_match())
-    return ModularCase(pipe, {"height": 32, "width": 32, "negative_prompt": ["", ""]})
+    return ModularCase(pipe, {"height": 32, "width": 32, "negative_prompt": ["", ""]}, reprefill=True)
 
 
 def flux3():
@@ -687,6 +690,7 @@ def ltx25():
 
 CASES = {
     "Flux2KleinBaseModularPipeline": flux2_klein_base,
+    "QwenImage21ModularPipeline": qwenimage21,
     "WanModularPipeline": wan,
     "Wan22ModularPipeline": wan22,
     "WanImage2VideoModularPipeline": wan_i2v,

@@ -122,12 +122,19 @@ def text_keys(own_calls, neg_calls, source_role=1) -> list[str]:
     return keys
 
 
-def substituted(neg_calls, keys, k, stop=None, source_role=1):
+def substituted(neg_calls, keys, k, stop=None, source_role=1, reprefill=False):
     """``change`` for ``denoiser_calls``: unconditional calls of steps >= k (and < stop) get the negative run's text
     inputs (from its call of ``source_role`` in the same step: its unconditional call, or with ``source_role=0`` its
-    conditional one, for a run given the negative as its prompt)."""
+    conditional one, for a run given the negative as its prompt).
+
+    ``reprefill``: the denoiser keeps the text's keys/values in a prefix cache it fills at its first call
+    (``kv_cache_mode="extract"``) and reads afterwards (``"cached"``, Qwen-Image 2.1): the unconditional call of the
+    step where its text changes (k, and stop) runs in ``"extract"`` mode into the same cache, the denoiser's own way
+    of filling it."""
 
     def change(index, step, role, kwargs):
+        if reprefill and role == 1 and step in (k, stop) and kwargs.get("kv_cache_mode") == "cached":
+            kwargs["kv_cache_mode"] = "extract"
         if role == 1 and step >= k and (stop is None or step < stop):
             s, r, neg = neg_calls[index - 1 + source_role]
             assert (s, r) == (step, source_role), "the two runs' calls do not line up"
@@ -145,7 +152,7 @@ def reference_output(case, k, stop=None):
     with recording(case) as neg:
         negative = case.run(**negative_run(case))
     role = source_role(case)
-    with recording(case, substituted(neg, text_keys(own, neg, role), k, stop, role)):
+    with recording(case, substituted(neg, text_keys(own, neg, role), k, stop, role, case.reprefill)):
         reference = case.run()
     return stock, negative, reference
 

@@ -247,6 +247,22 @@ def test_stop_fraction_and_sigma(wan):
     assert same(delayed(wan, start_fraction=0.0), negative)
 
 
+def test_qwenimage21_refills_its_unconditional_kv_cache_at_start_and_stop():
+    """Qwen-Image 2.1 caches the unconditional text's keys/values at step 0: the switch back at the stop step refills
+    the cache with the pipeline's own negative, as the switch at the start did with the delayed one. Two calls of
+    one handle: each call's loop keeps its own caches."""
+    case = bm.qwenimage21()
+    stock, negative, window = ref.reference_output(case, 1, stop=3)
+    with G.apply(case.pipe, case.negative, start_step=1, stop_step=3):
+        first, second = case.run(), case.run()
+    assert same(first, window) and same(second, window) and not same(window, stock)
+    # with the cache off the loop reads the text at every step: nothing to refill, the same reference
+    case.call["use_kv_cache"] = False
+    _, _, uncached_window = ref.reference_output(case, 1, stop=3)
+    with G.apply(case.pipe, case.negative, start_step=1, stop_step=3):
+        assert same(case.run(), uncached_window)
+
+
 def test_a_run_restarts_with_the_loop(wan):
     """Each pass of a denoising loop is a run: a second call of the same handle starts from step 0 again."""
     with G.apply(wan.pipe, wan.negative, start_step=2):

@@ -67,14 +67,19 @@ def test_contract(name):
     assert _equal(_delayed(case, start_step=case.steps), stock)
     # from step 0: the stock pipeline given the negative (a pipeline without a negative_prompt input: the reference)
     from_0 = with_negative if role == 1 else _record(case, ref.substituted(neg_calls, keys, 0, source_role=0))[0]
+    if case.reprefill:  # the cache filled from the negative at step 0 is the stock run's own
+        assert _equal(_record(case, ref.substituted(neg_calls, keys, 0, reprefill=True))[0], with_negative)
     assert _equal(_delayed(case, start_step=0), from_0)
 
     # (b) delayed == the independent reference
     for k in (1, 3):
-        reference, _ = _record(case, ref.substituted(neg_calls, keys, k, source_role=role))
+        reference, _ = _record(case, ref.substituted(neg_calls, keys, k, source_role=role, reprefill=case.reprefill))
         delayed = _delayed(case, start_step=k)
         assert _equal(delayed, reference), f"start_step={k}: differs from the reference"
         assert not _equal(delayed, stock) and not _equal(delayed, from_0), f"start_step={k} changed nothing"
+        if case.reprefill:  # the refilled cache matters: with the stale one the result differs
+            stale, _ = _record(case, ref.substituted(neg_calls, keys, k, source_role=role))
+            assert not _equal(delayed, stale), f"start_step={k}: the cache refill changed nothing"
 
     # (c) remove restores the pipeline's own objects (the guiders untouched: the wrappers above ran on copies) and
     # output

@@ -43,11 +43,12 @@ _MISSING = object()
 SERVED: tuple[str, ...] = (
     "AnimaModularPipeline", "ErnieImageModularPipeline", "Flux2KleinBaseModularPipeline", "Flux3ModularPipeline",
     "HeliosModularPipeline", "HeliosPyramidModularPipeline", "HunyuanVideo15ModularPipeline", "Krea2ModularPipeline",
-    "LTX25ModularPipeline", "LTX2ModularPipeline", "LTXModularPipeline", "QwenImageEditModularPipeline",
-    "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline", "QwenImageModularPipeline",
-    "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline", "Wan22Image2VideoModularPipeline",
-    "Wan22ModularPipeline", "Wan22VaceModularPipeline", "WanAnimate2DistilledModularPipeline",
-    "WanAnimate2ModularPipeline", "WanImage2VideoModularPipeline", "WanModularPipeline", "ZImageModularPipeline",
+    "LTX25ModularPipeline", "LTX2ModularPipeline", "LTXModularPipeline", "QwenImage21ModularPipeline",
+    "QwenImageEditModularPipeline", "QwenImageEditPlusModularPipeline", "QwenImageLayeredModularPipeline",
+    "QwenImageModularPipeline", "StableDiffusion3ModularPipeline", "StableDiffusionXLModularPipeline",
+    "Wan22Image2VideoModularPipeline", "Wan22ModularPipeline", "Wan22VaceModularPipeline",
+    "WanAnimate2DistilledModularPipeline", "WanAnimate2ModularPipeline", "WanImage2VideoModularPipeline",
+    "WanModularPipeline", "ZImageModularPipeline",
 )
 _NO_GUIDER = "no guider component: its blocks run no classifier-free guidance through a guider"
 NOT_SERVED: dict[str, str] = {
@@ -67,10 +68,6 @@ NOT_SERVED: dict[str, str] = {
     "HeliosPyramidDistilledModularPipeline": (
         "DMD-distilled, meant to run without CFG; with CFG the stock pipeline is not reproducible from one call to "
         "the next (the DMD scheduler keeps state), so nothing can be proven"
-    ),
-    "QwenImage21ModularPipeline": (
-        "its denoise loop derives the unconditional image mask from the negative's pad mask inside the loop and "
-        "caches the unconditional branch's text keys/values from the first step: a switch mid-run cannot reach them"
     ),
 }
 
@@ -368,10 +365,12 @@ class Handle:
             return sch.Run(n_iterations=n, n_steps=n)
 
     def substitute(self, batches):
-        if not self.active:
-            return batches
         uncond = [b for b in batches if getattr(b, _identifier_key(), None) == UNCOND]
         if not uncond:  # the wrapped guider runs no unconditional branch at this step (its own start/stop, scale 1)
+            return batches
+        if self._call is not None:
+            self._call.sync_cache(self.active)
+        if not self.active:
             return batches
         if self._call is None:
             raise RuntimeError("the delayed negative was not encoded for this run: call the pipeline itself (pipe(...))")
@@ -480,6 +479,8 @@ class _Call:
         self._pending: dict[int, tuple] = {}
         self._by_id: dict[int, tuple] = {}
         self._absent: list[str] = []  # the negative made these, the pipeline's own call has none
+        self._loop_state = None  # the running denoise loop's block state (its prefix KV caches, if it keeps any)
+        self._cache = _PrefixCache()
 
     # -- hooks on every block, during this call only -----------------------------------------------------
 
@@ -492,7 +493,10 @@ class _Call:
                 # writes the templated prompts into its prompt list) and advance the generator
                 values = {name: _fresh(v) for name, v in state.values.items()}
                 self._pending[id(block)] = (values, {k: list(v) for k, v in state.kwargs_mapping.items()})
-        return original(state)
+        block_state = original(state)
+        if is_loop and state is self.state:
+            self._loop_state = block_state
+        return block_state
 
     def set_block_state(self, block, original, state, block_state):
         original(state, block_state)
@@ -581,6 +585,15 @@ class _Call:
                 "which the delayed negative cannot follow"
             )
 
+    def sync_cache(self, active: bool) -> None:
+        """Before the unconditional pass of a step: if the loop keeps a prefix KV cache for that branch (Qwen-Image
+        2.1: ``kv_caches["pred_uncond"]``, filled at its first call and then read instead of the text) and it holds
+        the other text than this step's, drop it: the loop then prefills it again from this step's inputs, through
+        its own ``kv_cache_mode="extract"`` path."""
+        caches = getattr(self._loop_state, "kv_caches", None)
+        if isinstance(caches, dict):
+            self._cache.sync(caches, active)
+
     def _lookup(self, value):
         hit = self._by_id.get(id(value))
         if hit is not None and hit[1] is value:
@@ -589,7 +602,42 @@ class _Call:
             for name, real, negative in self._by_id.values():
                 if isinstance(real, torch.Tensor) and real.shape == value.shape and torch.equal(real.to(value), value):
                     return name, real, negative
+            return self._lookup_extended(value)
         return None
+
+    def _lookup_extended(self, value):
+        """The loop appended text-independent positions to a real negative input along its last axis (Qwen-Image
+        2.1's image mask: the negative's pad mask, then one slot per group of target latents): the negative's own
+        input with the same positions appended."""
+        for name, real, negative in self._by_id.values():
+            if (
+                isinstance(real, torch.Tensor) and isinstance(negative, torch.Tensor) and real.ndim == value.ndim >= 1
+                and real.dtype == value.dtype and real.shape[:-1] == value.shape[:-1]
+                and 0 < real.shape[-1] < value.shape[-1] and torch.equal(value[..., : real.shape[-1]], real)
+            ):
+                tail = value[..., real.shape[-1]:]
+                if negative.shape[:-1] == tail.shape[:-1]:
+                    return name, real, torch.cat([negative.to(tail), tail], dim=-1)
+        return None
+
+
+class _PrefixCache:
+    """Which text the loop's unconditional prefix cache holds. The loop fills a missing entry at the branch's next
+    call from that call's inputs; an entry filled with the other text than the current step's is dropped."""
+
+    def __init__(self):
+        self.entry, self.holds, self.pending = None, None, None
+
+    def sync(self, caches: dict, active: bool) -> None:
+        entry = caches.get(UNCOND)
+        if entry is None:  # the loop fills it at this step, from this step's inputs
+            self.entry, self.pending = None, active
+            return
+        if entry is not self.entry:  # filled by the loop at an earlier step (a new loop: a new entry)
+            self.entry, self.holds = entry, self.pending
+        if self.holds is not None and self.holds != active:
+            del caches[UNCOND]
+            self.entry, self.pending = None, active
 
 
 def _negative_as_prompt(negative, prompt):
