@@ -82,3 +82,49 @@ def test_with_a_negative_prompt_the_negative_image_embedding_follows_the_delayed
     with negdelay.apply(c.pipe, c.negatives(), start_step=1):
         delayed = call(c)
     assert not torch.equal(delayed[:rows], stock[:rows]) and not torch.equal(delayed[rows:], stock[rows:])
+
+
+def test_a_prior_refuses_no_cfg_with_a_negative_prompt():
+    c = case("KandinskyPriorPipeline")
+    with negdelay.apply(c.pipe, c.negatives(), start_step=2, before="no_cfg"):
+        with pytest.raises(ValueError, match="no_cfg"):
+            call(c)
+
+
+TEXT = ("proj_embedding", "encoder_hidden_states", "attention_mask")
+
+
+def negative_rows(c) -> dict:
+    """The negatives' rows of the prior's text inputs, as its ``_encode_prompt`` makes them: the conditional rows of a
+    stock call given the negatives as prompts (the same tokenizer, encoder and batch as a negative_prompt's)."""
+    from contract_reference import watch
+
+    seen = {}
+
+    def keep(step, model, slot, kwargs):
+        seen.update({name: kwargs[name][kwargs[name].shape[0] // 2 :] for name in TEXT})
+
+    with watch(c.pipe, keep):
+        call(c, prompt=c.negatives(), negative_prompt=None)
+    return seen
+
+
+def test_a_prior_without_negative_prompt_runs_no_cfg_before_the_start():
+    """The reference: before step k the unconditional rows of the three text inputs take the conditional rows, from
+    step k on the negatives' rows."""
+    from contract_reference import watch
+
+    c = case("KandinskyPriorPipeline")
+    k, negative = 2, negative_rows(c)
+
+    def change(step, model, slot, kwargs):
+        for name in TEXT:
+            conditional = kwargs[name][kwargs[name].shape[0] // 2 :]
+            kwargs[name] = torch.cat([conditional if step < k else negative[name], conditional])
+
+    with watch(c.pipe, change):
+        want = call(c, negative_prompt=None)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=k, before="no_cfg"):
+        got = call(c, negative_prompt=None)
+    assert torch.equal(got, want)
+    assert not torch.equal(got, call(c, negative_prompt=None))

@@ -203,11 +203,17 @@ def remove(pipeline) -> None:
     applied.session.tracker.restore()
 
 
+def session_of(pipeline) -> Session | None:
+    """The session ``apply`` installed on ``pipeline`` (None where nothing is applied, or for a wrapper)."""
+    applied = pipeline.__dict__.get(_ATTRIBUTE)
+    return None if applied is None else applied.session
+
+
 def running_call(pipeline):
     """The state of ``pipeline``'s running call (its ``encode_args``), or None where nothing is applied: for a
     declaration's ``layout`` that depends on the call's arguments."""
-    applied = pipeline.__dict__.get(_ATTRIBUTE)
-    return None if applied is None or applied.session is None else applied.session.tracker.state
+    session = session_of(pipeline)
+    return None if session is None else session.tracker.state
 
 
 def is_applied(pipeline) -> bool:

@@ -10,7 +10,8 @@ has four equal blocks ``[unconditional of the prompts, unconditional of the nega
 negative text is in three of them. A delayed negative takes all three (as if it had been ``negative_prompt`` from its
 start on): ``image_embeds`` is guided by it, ``negative_image_embeds`` is the embedding diffused with the call's own
 negative before the start and with the delayed one from it on. Without a ``negative_prompt`` the call has the two
-blocks, only the prompts' unconditional rows change and ``negative_image_embeds`` stays the zero-image embedding.
+blocks, only the prompts' unconditional rows change and ``negative_image_embeds`` stays the zero-image embedding;
+``before="no_cfg"`` is served there only (with a negative_prompt it is refused).
 
 ``UnCLIPScheduler`` has no step index: steps are counted by calls (one per step). The 2.2 embedding-to-embedding prior
 runs a suffix of the schedule (``strength``) without recording its length: start steps count from its first step,
@@ -39,12 +40,20 @@ def encode_as_prompt(pipeline, texts, current, call):
 
 def negative_blocks(pipeline):
     """``[uncond(prompts), uncond(negatives), prompts, negatives]`` when the call was given a negative_prompt (its
-    ``_encode_prompt`` got one), else ``[unconditional, conditional]``."""
-    from ..hooks.api import running_call
+    ``_encode_prompt`` got one), else ``[unconditional, conditional]``. ``before="no_cfg"`` is refused with a
+    negative_prompt: the negatives' rows would take the prompts' text (the first conditional block), not their own."""
+    from ..hooks.api import running_call, session_of
 
     call = running_call(pipeline)
-    given = call is not None and call.encode_args.get("negative_prompt") is not None
-    return (4, (0, 1, 3)) if given else (2, (0,))
+    if call is None or call.encode_args.get("negative_prompt") is None:
+        return 2, (0,)
+    if session_of(pipeline).no_cfg:
+        raise ValueError(
+            f"negdelay.apply(before='no_cfg'): {type(pipeline).__name__} given a negative_prompt also diffuses the "
+            "negative's own image embedding, whose rows have no conditional pass of their own to take; call it "
+            "without negative_prompt, or use before='unconditional'"
+        )
+    return 4, (0, 1, 3)
 
 
 PRIOR = Declaration(family="Kandinsky prior", mode="batched", inputs=(PROJECTION, TOKENS, MASK), denoisers=("prior",),
