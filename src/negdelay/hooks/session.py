@@ -113,6 +113,9 @@ class Session:
         return len(sched.timesteps) - int(run) if run else 0
 
     def check_inputs(self, module, kwargs) -> None:
+        """Refuse a denoiser call without the declared inputs; keep its keyword arguments on the running call
+        (``denoiser_kwargs``) for a declaration's ``guided`` that reads them (AnimateDiff ControlNet's ``guess_mode``)."""
+        self.tracker.state.denoiser_kwargs = kwargs
         missing = [n for n in self.declaration.inputs if get_input(kwargs, n, _MISSING) is _MISSING]
         if missing:
             raise TypeError(

@@ -2,9 +2,14 @@
 pipeline repeats each video's embedding once per frame, so one negative per prompt covers its videos' frames).
 
 Served: text-to-video and video-to-video. FreeNoise (``enable_free_noise``) encodes per-frame prompt and negative
-schedules of its own: refused with a clear error. Not yet served (coverage.NOT_SERVED): the ControlNet variants (in
-guess mode the ControlNet gets the conditional rows only, and its per-frame row count does not tell the mode) and
-AnimateDiff SDXL (per-frame token rows but per-video pooled rows in one call).
+schedules of its own: refused with a clear error.
+
+The ControlNet variants (ControlNet, SparseControlNet, video-to-video ControlNet) run the ControlNet on both halves,
+except in guess mode (``guess_mode=True`` or a ControlNet with ``global_pool_conditions``), where it gets the
+conditional rows only; its row count cannot tell (``2 * B * F`` rows or ``B * 2F``), but the pipeline passes
+``guess_mode`` to the ControlNet itself, which the ControlNet's ``guided`` reads from the call. (In diffusers 0.42.1
+guess mode with CFG fails in all three: the conditional rows' residuals are added to the UNet's two halves; the
+guard keeps a fixed release from having its conditional rows swapped.)
 """
 
 from __future__ import annotations
@@ -30,3 +35,19 @@ register(Declaration(
     encode=negative_path({"encoder_hidden_states": 1}, {"prompt_embeds": "encoder_hidden_states"}),
     guided=refuse_free_noise, note="one text row per frame; FreeNoise refused",
 ), "AnimateDiffPipeline", "AnimateDiffVideoToVideoPipeline")
+
+
+def controlnet_unless_guessing(pipeline, call, denoiser, rows) -> bool:
+    """The UNet as ``refuse_free_noise``; the ControlNet sees unconditional rows unless it runs in guess mode (the
+    ``guess_mode`` argument the pipeline passes it)."""
+    guided = refuse_free_noise(pipeline, call, denoiser, rows)
+    if denoiser == "controlnet":
+        return guided and not call.denoiser_kwargs.get("guess_mode", False)
+    return guided
+
+
+register(Declaration(
+    family="AnimateDiff", mode="batched", inputs=("encoder_hidden_states",), denoisers=("unet", "controlnet"),
+    encode=negative_path({"encoder_hidden_states": 1}, {"prompt_embeds": "encoder_hidden_states"}),
+    guided=controlnet_unless_guessing, note="one text row per frame; ControlNet guess mode followed; FreeNoise refused",
+), "AnimateDiffControlNetPipeline", "AnimateDiffSparseControlNetPipeline", "AnimateDiffVideoToVideoControlNetPipeline")
