@@ -8,10 +8,13 @@ from diffusers.hooks.hooks import BaseState, StateManager
 
 import inspect
 
+import torch
+
 from ..pipelines.rows import count
 from .session import Session, get_input, put_input
 
 HOOK_NAME = "negdelay_delayed_negative"
+_ABSENT = object()
 
 
 class _NoState(BaseState):
@@ -70,7 +73,18 @@ class BatchedHook(DelayedNegativeHook):
 
     With the declaration's ``pad`` (pipelines that pad prompt and negative rows to one width) each unconditional block
     is swapped on its own and all blocks are joined by that rule: a negative of another token length re-pads the
-    conditional rows too, as the stock pipeline would have padded them for that ``negative_prompt``."""
+    conditional rows too, as the stock pipeline would have padded them for that ``negative_prompt``. There an input
+    that is a list of row-batched tensors (Bria Fibo's per-layer states) is one tensor stacked on dim 2 (rows, tokens,
+    list entries, ...) for the session and the rule, and a list again in the call; the rule's ``optional`` inputs
+    (a mask the pipeline leaves out when nothing is padded) are None where the pipeline left them out; its
+    ``follows`` inputs (no rows, only the text width: Bria Fibo's ``txt_ids``) are not cut into blocks."""
+
+    def pre_forward(self, module, *args, **kwargs):
+        for name in getattr(self.session.declaration.pad, "optional", ()):
+            head = name.partition(".")[0]
+            if get_input(kwargs, name, _ABSENT) is _ABSENT and (head == name or isinstance(kwargs.get(head), dict)):
+                put_input(kwargs, name, None)  # left out = None, the model's default
+        return super().pre_forward(module, *args, **kwargs)
 
     def unconditional(self, call, it, args, kwargs):
         total = count(get_input(kwargs, self.session.declaration.inputs[0]))
@@ -90,7 +104,8 @@ class BatchedHook(DelayedNegativeHook):
             return super().swap(call, it, kwargs, n_rows, blocks)
         session, names = self.session, self.session.declaration.inputs
         count, uncond = blocks
-        parts = [self._block(kwargs, names, b, n_rows) for b in range(count)]
+        whole = getattr(pad, "follows", ())  # not rows: inputs that only follow the text width (txt_ids)
+        parts = [self._block(kwargs, [n for n in names if n not in whole], b, n_rows) for b in range(count)]
         conditional = next(b for b in range(count) if b not in uncond)
         session.seen_conditional(call, self.denoiser, it, parts[conditional])  # before="no_cfg": its text
         changed = False
@@ -101,16 +116,22 @@ class BatchedHook(DelayedNegativeHook):
             return kwargs
         out = dict(kwargs)
         keys = call.plan[min(it, len(call.plan) - 1)]  # this step's text per unconditional row (None: own)
-        for name, value in pad([{n: get_input(part, n) for n in names} for part in parts], call, keys).items():
+        joined = pad([{n: get_input(part, n) for n in names} for part in parts], call, keys, kwargs)
+        for name, value in joined.items():
+            if isinstance(get_input(kwargs, name), (list, tuple)):
+                value = list(value.unbind(dim=2))
             put_input(out, name, value)
         return out
 
     @staticmethod
     def _block(kwargs: dict, names, b: int, n_rows: int) -> dict:
-        """``kwargs`` with each text input cut to block ``b`` (rows ``b * n_rows`` to ``(b + 1) * n_rows``)."""
+        """``kwargs`` with each text input cut to block ``b`` (rows ``b * n_rows`` to ``(b + 1) * n_rows``); a list of
+        tensors is stacked on dim 2 first."""
         part = dict(kwargs)
         for name in names:
             value = get_input(kwargs, name)
+            if isinstance(value, (list, tuple)):
+                value = torch.stack(list(value), dim=2)
             put_input(part, name, None if value is None else value[b * n_rows : (b + 1) * n_rows])
         return part
 
