@@ -4,7 +4,7 @@ pad tokens) and zero-pads both to the wider; the transformer takes ``encoder_hid
 ``text_encoder_layers`` (a list of per-layer states, the last ones, one per transformer block), the text part of the
 joint ``[text, image]`` key mask in ``joint_attention_kwargs`` (left out when no position is padded) and ``txt_ids``,
 zeros of the text width. A delayed negative of another width re-pads every block (``PAD``) and follows the width with
-``txt_ids``."""
+``txt_ids``. Fibo Edit is the same with reference-image tokens after the image's in the joint mask."""
 
 from __future__ import annotations
 
@@ -84,4 +84,4 @@ register(Declaration(family="Bria Fibo", mode="batched", inputs=(TOKENS, LAYERS,
                      merge=merge, guided=lambda pipeline, call, denoiser, total: pipeline.guidance_scale > 1,
                      note="prompt and negative blocks zero-padded to each other: every block re-padded, txt_ids "
                           "follow the width"),
-         "BriaFiboPipeline")
+         "BriaFiboPipeline", "BriaFiboEditPipeline")

@@ -27,7 +27,6 @@ NOT_SERVED: dict[str, str] = {
     # aura_flow
     # bria
     # bria_fibo
-    "BriaFiboEditPipeline": "batched, the prompt and negative token rows (and their text_encoder_layers list) zero-padded to the longer of the two in encode_prompt, the mask passed inside joint_attention_kwargs for the whole [text, image] sequence: a negative longer than the prompt widens the conditional rows too, and the batched hook keeps the other blocks as passed",
     # bria_fibo2
     # chroma
     # chronoedit
