@@ -128,3 +128,14 @@ def test_a_prior_without_negative_prompt_runs_no_cfg_before_the_start():
         got = call(c, negative_prompt=None)
     assert torch.equal(got, want)
     assert not torch.equal(got, call(c, negative_prompt=None))
+
+
+def test_embedding_to_embedding_fractions_are_of_the_steps_that_run():
+    """5 steps at strength 0.8 run 4: a fraction 0.6 is step int(0.6 * 4) = 2 (not int(0.6 * 5) = 3)."""
+    c = case("KandinskyV22PriorEmb2EmbPipeline")
+    with negdelay.apply(c.pipe, c.negatives(), start_step=2):
+        at_two = call(c)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=3):
+        at_three = call(c)
+    with negdelay.apply(c.pipe, c.negatives(), start_fraction=0.6):
+        assert torch.equal(call(c), at_two) and not torch.equal(at_two, at_three)

@@ -14,10 +14,12 @@ blocks, only the prompts' unconditional rows change and ``negative_image_embeds`
 ``before="no_cfg"`` is served there only (with a negative_prompt it is refused).
 
 ``UnCLIPScheduler`` has no step index: steps are counted by calls (one per step). The 2.2 embedding-to-embedding prior
-runs a suffix of the schedule (``strength``) without recording its length: start steps count from its first step,
-but a start fraction is a fraction of all ``num_inference_steps``."""
+runs a suffix of the schedule (``strength``) without recording its length, so it counts its steps by its progress bar
+(``steps="progress"``: a fraction is of the steps that run; sigma and percent points are refused)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from .declaration import Declaration, register
 from .guidance import by_encode_argument
@@ -62,4 +64,5 @@ PRIOR = Declaration(family="Kandinsky prior", mode="batched", inputs=(PROJECTION
                     note="with a negative_prompt the negative's own image embedding (second output) follows the "
                          "delayed negative too")
 
-register(PRIOR, "KandinskyPriorPipeline", "KandinskyV22PriorPipeline", "KandinskyV22PriorEmb2EmbPipeline")
+register(PRIOR, "KandinskyPriorPipeline", "KandinskyV22PriorPipeline")
+register(replace(PRIOR, steps="progress"), "KandinskyV22PriorEmb2EmbPipeline")
