@@ -220,14 +220,20 @@ def _rows_replaced(mine, theirs):
 
 
 def substituting(values, first_step: int, only=None, skip=()):
-    """A ``change`` for ``watch``: from ``first_step`` on, the slots' text inputs get B's rows."""
+    """A ``change`` for ``watch``: from ``first_step`` on, the slots' text inputs get B's rows. A model that keeps its
+    text's keys/values in a prefix cache after its first call (``kv_cache_mode="cached"``, Qwen-Image 2.1) is called
+    in its own ``"extract"`` mode at ``first_step``, where its text changes: it fills the cache again from B's text."""
     def change(step, model, slot, kwargs):
         if step < first_step:
             return
+        changed = False
         for name, (mine, theirs) in values.get((model, slot), {}).items():
             current = _get(kwargs, name)
             if _structure(current) != _structure(mine):  # a call without the unconditional entries
                 continue
             if (only is None or name in only) and name not in skip and (model, name) not in skip:
                 _set(kwargs, name, _rows_replaced(current, theirs))
+                changed = True
+        if changed and step == first_step and kwargs.get("kv_cache_mode") == "cached":
+            kwargs["kv_cache_mode"] = "extract"
     return change

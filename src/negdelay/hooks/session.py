@@ -265,6 +265,7 @@ class Session:
         call.uncond_seen = True
         plan = self._plan(call, n_rows)
         keys = plan[min(it, len(plan) - 1)]
+        kwargs = self._refill(call, denoiser, keys, kwargs)
         if all(k is None for k in keys):
             return kwargs
         # rows that keep the pipeline's own text may be replaced mid-call by a step-end callback, and the conditional
@@ -290,6 +291,18 @@ class Session:
             axis = self.declaration.batch_axes.get(name)
             put_input(out, name, tensor.movedim(0, axis) if axis and tensor is not None else tensor)
         return out
+
+    def _refill(self, call: CallState, denoiser: str, keys: tuple, kwargs: dict) -> dict:
+        """A denoiser that caches the unconditional text after its first pass (the declaration's ``refill``:
+        Qwen-Image 2.1's prefix KV cache) is told to fill that cache again at a pass whose text differs from the
+        last unconditional pass's (the start, the stop, a row's switch)."""
+        if self.declaration.refill is None:
+            return kwargs
+        held = getattr(self, "_held", None)
+        if held is None or held[0] is not call:
+            held = self._held = (call, {})
+        last, held[1][denoiser] = held[1].get(denoiser), keys
+        return kwargs if last is None or last == keys else self.declaration.refill(dict(kwargs))
 
     def _read(self, kwargs: dict, name: str):
         """Input ``name`` of a denoiser call, rows first: a declared batch axis (``batch_axes``) moved to dim 0."""

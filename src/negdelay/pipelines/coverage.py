@@ -78,7 +78,6 @@ NOT_SERVED: dict[str, str] = {
     # prx
     # qwenimage
     # qwenimage21
-    "QwenImage21Pipeline": "its KV cache (on by default) prefills the negative text at step 0 only: a switch needs a re-prefill (kv_cache_mode=\"extract\") at the switch step, not built yet",
     # sana
     # sana_video
     # sana_wm

@@ -61,6 +61,9 @@ class Declaration:
     batch_axes: inputs whose rows are not on dim 0 (HiDream's Llama-3 states ``[layers, batch, tokens, dim]``: 1). The
         session sees them batch-first (``movedim``) and the declaration's encode returns them batch-first; the
         first input must be batch-first (its rows are counted).
+    refill: context and ordered modes, for a denoiser that caches the unconditional pass's text after its first call
+        (Qwen-Image 2.1's prefix KV cache): ``kwargs -> kwargs`` for an unconditional call whose text differs from
+        the previous one's (the start, the stop), making the denoiser fill its cache again from this call's inputs.
     note: one line for the docs.
     parts: a wrapper pipeline that calls served sub-pipelines (``wrapper()``): ``(attribute, declaration)`` of each
         sub-pipeline that receives the negative text; ``apply()`` applies each declaration to its sub-pipeline with the
@@ -85,6 +88,7 @@ class Declaration:
     callback: str | None = None
     steps: str = "scheduler"
     batch_axes: dict[str, int] = field(default_factory=dict, compare=False)
+    refill: Callable | None = None
     note: str = ""
     parts: tuple[tuple[str, Declaration], ...] = ()
     classes: tuple[str, ...] = field(default=(), compare=False)
