@@ -49,7 +49,9 @@ def rows_by_length(tokens: str, lengths: str) -> Callable:
     def pad(parts: Sequence[dict], call=None, keys=None, kwargs=None) -> dict:
         lens = torch.cat([part[lengths] for part in parts])
         width = int(lens.max()) if lens.numel() else 0
-        return {tokens: torch.cat([_widen(part[tokens], width) for part in parts]), lengths: lens}
+        rows = torch.cat([_widen(part[tokens], width) for part in parts])
+        real = torch.arange(width, device=rows.device)[None, :] < lens.to(rows.device)[:, None]
+        return {tokens: torch.where(real.reshape(*real.shape, *(1,) * (rows.dim() - 2)), rows, 0), lengths: lens}
 
     return pad
 
