@@ -219,7 +219,9 @@ class Session:
         if blocks is not None:
             n_blocks, uncond = blocks
             b = next(b for b in range(n_blocks) if b not in uncond)
-            return {n: None if t is None else t[b * n_rows : (b + 1) * n_rows] for n, t in current.items()}
+            groups = self._groups(current)
+            return {n: None if t is None else t[b * n_rows // groups.get(n, 1) : (b + 1) * n_rows // groups.get(n, 1)]
+                    for n, t in current.items()}
         seen = call.conditional.get(denoiser)
         name = type(self.pipeline).__name__
         if seen is None or seen[0] != it:
@@ -237,7 +239,7 @@ class Session:
             )
         return inputs
 
-    def _build(self, call: CallState, own: dict, conditional: dict | None, keys) -> dict:
+    def _build(self, call: CallState, own: dict, conditional: dict | None, keys, groups: dict) -> dict:
         """The unconditional inputs: per row the pipeline's own (key None), the conditional pass's (``CONDITIONAL``)
         or the negative's (an index). A call whose rows all run without CFG takes the conditional inputs as they
         are, so its unconditional pass is the conditional pass bit for bit."""
@@ -251,12 +253,55 @@ class Session:
                     "without some inputs its unconditional pass has, so rows with and without CFG cannot share a "
                     "step; give every row the same start"
                 )
-            merged = self.merge(own, conditional, [r if k is sch.CONDITIONAL else None for r, k in enumerate(keys)])
+            merged = self._merge(own, conditional, [r if k is sch.CONDITIONAL else None for r, k in enumerate(keys)],
+                                 groups, by_row=True)
             keys = tuple(None if k is sch.CONDITIONAL else k for k in keys)
         if all(k is None for k in keys):
             return merged
         negative = self._negative(call, own)  # first: it records how the texts were batched
-        return self.merge(merged, negative, self._rows_of(call, keys))
+        return self._merge(merged, negative, self._rows_of(call, keys), groups)
+
+    def _merge(self, own: dict, other: dict, keys, groups: dict, by_row: bool = False) -> dict:
+        """The declaration's merge; a ``grouped`` input (one row per ``g`` rows of the first input) is merged with
+        one key per group of ``g`` keys (``by_row``: keys are row indices of ``other``, divided by ``g``)."""
+        if not groups:
+            return self.merge(own, other, keys)
+        out = self.merge({n: t for n, t in own.items() if n not in groups}, other, keys)
+        for name, g in groups.items():
+            out.update(self.merge({name: own[name]}, other, self._per_group(name, keys, g, by_row)))
+        return out
+
+    def _per_group(self, name: str, keys, g: int, by_row: bool) -> list:
+        out = []
+        for j in range(0, len(keys), g):
+            group = {None if k is None else (k // g if by_row else k) for k in keys[j : j + g]}
+            if len(group) != 1:
+                raise ValueError(
+                    f"negdelay.apply: {type(self.pipeline).__name__}'s {name} has one row per {g} rows of "
+                    f"{self.declaration.inputs[0]} (one per video, those one per frame), so the rows of a video take "
+                    "one negative and one start: give negative_prompt / start_* / stop_* one entry per prompt"
+                )
+            out.append(group.pop())
+        return out
+
+    def _groups(self, current: dict) -> dict:
+        """``{input: g}`` for the declaration's ``grouped`` inputs: ``g`` rows of the first input per row of it in
+        this call (AnimateDiff SDXL: the frames per video)."""
+        if not self.declaration.grouped:
+            return {}
+        total = count(current[self.declaration.inputs[0]])
+        groups = {}
+        for name in self.declaration.grouped:
+            rows = None if current.get(name) is None else count(current[name])
+            if rows is None:
+                continue
+            if rows == 0 or total % rows:
+                raise ValueError(
+                    f"negdelay.apply: {type(self.pipeline).__name__} passes {rows} rows of {name} for {total} rows of "
+                    f"{self.declaration.inputs[0]}: not one row per group of rows"
+                )
+            groups[name] = total // rows
+        return groups
 
     def swap(self, call: CallState, denoiser: str, it: int, kwargs: dict, n_rows: int, blocks=None) -> dict:
         """``kwargs`` with the unconditional rows replaced as the plan says for iteration ``it``: all ``n_rows``
@@ -272,19 +317,22 @@ class Session:
         # text is the pipeline's too: merged every call
         mixed = any(k in sch.OWN for k in keys)
         built = None if mixed else call.built.get((denoiser, keys))
+        current = {n: self._read(kwargs, n) for n in self.declaration.inputs}
+        groups = self._groups(current)
         if built is None:
             first = 0 if blocks is None else blocks[1][0] * n_rows
-            current = {n: self._read(kwargs, n) for n in self.declaration.inputs}
-            own = {n: None if t is None else t[first : first + n_rows] for n, t in current.items()}
+            own = {n: None if t is None else t[first // groups.get(n, 1) : (first + n_rows) // groups.get(n, 1)]
+                   for n, t in current.items()}
             conditional = None
             if any(k is sch.CONDITIONAL for k in keys):
                 conditional = self._conditional(call, denoiser, it, current, n_rows, blocks)
-            built = self._build(call, own, conditional, keys)
+            built = self._build(call, own, conditional, keys, groups)
             if not mixed:
                 call.built[(denoiser, keys)] = built
         if blocks is not None:  # the other blocks (conditional, perturbed, ...) as the pipeline passes them
             count, uncond = blocks
-            built = {n: cat([t if b in uncond else self._read(kwargs, n)[b * n_rows : (b + 1) * n_rows]
+            size = {n: n_rows // groups.get(n, 1) for n in built}
+            built = {n: cat([t if b in uncond else current[n][b * size[n] : (b + 1) * size[n]]
                              for b in range(count)]) for n, t in built.items()}
         out = dict(kwargs)
         for name, tensor in built.items():

@@ -10,6 +10,9 @@ conditional rows only; its row count cannot tell (``2 * B * F`` rows or ``B * 2F
 ``guess_mode`` to the ControlNet itself, which the ControlNet's ``guided`` reads from the call. (In diffusers 0.42.1
 guess mode with CFG fails in all three: the conditional rows' residuals are added to the UNet's two halves; the
 guard keeps a fixed release from having its conditional rows swapped.)
+
+AnimateDiff SDXL: the tokens are repeated per frame (``2 * B * F`` rows), the pooled text per video (``2 * B``; the
+motion UNet repeats it per frame inside): a ``grouped`` input, the rows of one video take one negative.
 """
 
 from __future__ import annotations
@@ -51,3 +54,13 @@ register(Declaration(
     encode=negative_path({"encoder_hidden_states": 1}, {"prompt_embeds": "encoder_hidden_states"}),
     guided=controlnet_unless_guessing, note="one text row per frame; ControlNet guess mode followed; FreeNoise refused",
 ), "AnimateDiffControlNetPipeline", "AnimateDiffSparseControlNetPipeline", "AnimateDiffVideoToVideoControlNetPipeline")
+
+register(Declaration(
+    family="AnimateDiff", mode="batched", inputs=("encoder_hidden_states", "added_cond_kwargs.text_embeds"),
+    denoisers=("unet",), prompts=("negative_prompt_2",), grouped=("added_cond_kwargs.text_embeds",),
+    encode=negative_path({"encoder_hidden_states": 1, "added_cond_kwargs.text_embeds": 3},
+                         {"prompt_embeds": "encoder_hidden_states",
+                          "pooled_prompt_embeds": "added_cond_kwargs.text_embeds"},
+                         negatives=("negative_prompt", "negative_prompt_2")),
+    guided=refuse_free_noise, note="tokens one row per frame, pooled text one per video; FreeNoise refused",
+), "AnimateDiffSDXLPipeline")

@@ -20,7 +20,6 @@ PENDING = "not declared yet: needs a declaration and a tiny builder (issue 12)"
 NOT_SERVED: dict[str, str] = {
     # allegro
     # animatediff
-    "AnimateDiffSDXLPipeline": "its UNet call mixes per-frame token rows with per-video pooled and time-id rows (needs per-input row multiplicity)",
     # anyflow
     "AnyFlowFARPipeline": "its chunk loop steps through tqdm directly (not self.progress_bar, which the contract's reference counts steps with), and between chunks encode_kv_cache runs the [negative, prompt] rows once at timestep 0 into a KV cache that every step of the later chunks attends to: a per-step negative cannot reach the cached context (needs a declared rule for the cache pass)",
     # audioldm2

@@ -64,6 +64,9 @@ class Declaration:
     refill: context and ordered modes, for a denoiser that caches the unconditional pass's text after its first call
         (Qwen-Image 2.1's prefix KV cache): ``kwargs -> kwargs`` for an unconditional call whose text differs from
         the previous one's (the start, the stop), making the denoiser fill its cache again from this call's inputs.
+    grouped: inputs with one row per group of consecutive rows of the first input (AnimateDiff SDXL: the pooled
+        text one row per video, the tokens one per frame); the group size is the ratio of their rows in each call,
+        and the rows of a group take one negative.
     note: one line for the docs.
     parts: a wrapper pipeline that calls served sub-pipelines (``wrapper()``): ``(attribute, declaration)`` of each
         sub-pipeline that receives the negative text; ``apply()`` applies each declaration to its sub-pipeline with the
@@ -88,6 +91,7 @@ class Declaration:
     callback: str | None = None
     steps: str = "scheduler"
     batch_axes: dict[str, int] = field(default_factory=dict, compare=False)
+    grouped: tuple[str, ...] = ()
     refill: Callable | None = None
     note: str = ""
     parts: tuple[tuple[str, Declaration], ...] = ()
@@ -100,6 +104,8 @@ class Declaration:
             raise ValueError(f"steps must be one of {sorted(STEPS)}, got {self.steps!r}")
         if set(self.batch_axes) - set(self.inputs[1:]):
             raise ValueError(f"batch_axes must name inputs other than the first, got {sorted(self.batch_axes)}")
+        if set(self.grouped) - set(self.inputs[1:]):
+            raise ValueError(f"grouped must name inputs other than the first, got {list(self.grouped)}")
         if not self.inputs or not self.denoisers:
             raise ValueError("a declaration needs at least one text input and one denoiser")
         if self.encode is None and not self.parts:
