@@ -6,7 +6,7 @@ out): 32x32 pixels -> 2x2 latents -> 4 image tokens.
 
 The pipeline pads the prompt and negative batches to the wider; the contract's own negative is its default, ``""``
 (one token), so the joint mask is always given. Besides the contract's case, a delayed negative longer than the
-prompts (every block and ``txt_ids`` widen). Fibo Edit takes edit-JSON prompts (``{"edit_instruction": ...}``) and one
+prompts (every block and ``txt_ids`` widen), and one shorter than the pipeline's own (they narrow). Fibo Edit takes edit-JSON prompts (``{"edit_instruction": ...}``) and one
 32x32 reference image (its latents join the image tokens and the joint mask)."""
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ def bria_fibo_longer_negative() -> Case:
     return case
 
 
+def bria_fibo_shorter_negative() -> Case:
+    """The pipeline's own negatives longer than everything else, the delayed ones shorter than the prompts: every
+    block and ``txt_ids`` narrow once the delayed negative takes over."""
+    return Case(_pipe(), call=dict(CALL, negative_prompt=list(LONG)), schedulers=SCHEDULERS, full_grid=False)
+
+
 def bria_fibo_edit() -> Case:
     image = PIL.Image.new("RGB", (32, 32), (200, 40, 90))
     return Case(_pipe(BriaFiboEditPipeline), call=dict(CALL, image=image), schedulers=SCHEDULERS, full_grid=False,
@@ -70,4 +76,4 @@ def bria_fibo_edit() -> Case:
 
 
 CASES = {"BriaFiboPipeline": bria_fibo, "BriaFiboPipeline[longer negative]": bria_fibo_longer_negative,
-         "BriaFiboEditPipeline": bria_fibo_edit}
+         "BriaFiboPipeline[shorter negative]": bria_fibo_shorter_negative, "BriaFiboEditPipeline": bria_fibo_edit}
