@@ -88,3 +88,24 @@ def test_fraction_counts_the_bar():
     with negdelay.apply(c.pipe, c.negatives(), start_step=3):
         by_step = call(c, **over)
     assert torch.equal(by_fraction, by_step)
+
+
+def test_bar_counts_updates_and_items():
+    """The wrapped progress bar's step: ``update()`` calls so far, or the index of the current item of a loop over
+    it (``for t in self.progress_bar(timesteps)``); its total from ``total=`` or the iterable's length."""
+    from types import SimpleNamespace
+
+    from tqdm.auto import tqdm
+
+    from negdelay.hooks.calls import _Bar, _bar_total
+
+    tracker = SimpleNamespace(state=None)
+    looped = _Bar(tqdm([10, 20, 30], disable=True), tracker, _bar_total([10, 20, 30]))
+    assert looped.total == 3
+    assert [looped.step for _ in looped] == [0, 1, 2]
+    with _Bar(tqdm(total=5, disable=True), tracker, _bar_total(total=5)) as updated:
+        seen = []
+        for _ in range(3):
+            seen.append(updated.step)
+            updated.update()
+    assert (updated.total, seen, updated.step) == (5, [0, 1, 2], 3)
