@@ -1,13 +1,14 @@
-"""Tiny Bria Fibo and Bria Fibo Edit pipelines of the real diffusers classes, built in code, offline: the toy CLIP tokenizer, a 2-layer
-``SmolLM3ForCausalLM`` of width 32 (its vocabulary keeps the 128256 ids of the real one: the pipeline encodes an empty
-text as token 128000), a ``BriaFiboTransformer2DModel`` with one block of each kind (as diffusers' own tests), and an
-``AutoencoderKLWan`` of the Wan 2.2 layout (2x2 patches, 16x; Fibo Edit encodes its reference image with it; latents
-out): 32x32 pixels -> 2x2 latents -> 4 image tokens.
+"""Tiny Bria Fibo and Bria Fibo Edit pipelines of the real diffusers classes, built in code, offline: the toy CLIP
+tokenizer, a 2-layer ``SmolLM3ForCausalLM`` of width 32 (its vocabulary keeps the 128256 ids of the real one: the
+pipeline encodes an empty text as token 128000), a ``BriaFiboTransformer2DModel`` with one block of each kind (as
+diffusers' own tests), and an ``AutoencoderKLWan`` of the Wan 2.2 layout (2x2 patches, 16x; Fibo Edit encodes its
+reference image with it; latents out): 32x32 pixels -> 2x2 latents -> 4 image tokens.
 
 The pipeline pads the prompt and negative batches to the wider; the contract's own negative is its default, ``""``
 (one token), so the joint mask is always given. Besides the contract's case, a delayed negative longer than the
-prompts (every block and ``txt_ids`` widen), and one shorter than the pipeline's own (they narrow). Fibo Edit takes edit-JSON prompts (``{"edit_instruction": ...}``) and one
-32x32 reference image (its latents join the image tokens and the joint mask)."""
+prompts (every block and ``txt_ids`` widen), and one shorter than the pipeline's own (they narrow). Fibo Edit takes
+edit-JSON prompts (``{"edit_instruction": ...}``) and one 32x32 reference image (its latents join the image tokens and
+the joint mask)."""
 
 from __future__ import annotations
 

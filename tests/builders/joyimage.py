@@ -1,13 +1,13 @@
-"""Tiny JoyImage Edit and Edit Plus pipelines of the real diffusers classes, built in code, offline: a real ``Qwen2Tokenizer``
-(tests/tiny_qwen.py) in a ``Qwen3VLProcessor`` without video processor, whose every template word is one token; the
-Qwen3-VL text encoder of width 32 of the Qwen-Image 2.1 builder (2 layers; the pipeline takes the last layer's
-pre-norm output); a 1-layer ``JoyImageEditTransformer3DModel`` of width 32; the 8x ``AutoencoderKLWan`` of diffusers'
-own tests (16 channels). 32x32 pixels -> 4x4 latents -> 4 tokens.
+"""Tiny JoyImage Edit and Edit Plus pipelines of the real diffusers classes, built in code, offline: a real
+``Qwen2Tokenizer`` (tests/tiny_qwen.py) in a ``Qwen3VLProcessor`` without video processor, whose every template word is
+one token; the Qwen3-VL text encoder of width 32 of the Qwen-Image 2.1 builder (2 layers; the pipeline takes the last
+layer's pre-norm output); a 1-layer ``JoyImageEditTransformer3DModel`` of width 32; the 8x ``AutoencoderKLWan`` of
+diffusers' own tests (16 channels). 32x32 pixels -> 4x4 latents -> 4 tokens.
 
-The pipeline resizes to the nearest of its 1024-px buckets whatever the caller asks; the builder's image processor
-takes the caller's height and width as they are (diffusers' own tests patch the bucket lookup to 32x32 instead).
-Text to image goes through ``encode_prompt``; editing (a reference image) through ``encode_prompt_multiple_images``.
-The unconditional pass is the second transformer call of each step.
+The pipeline resizes to the nearest of its 1024-px buckets whatever the caller asks; the builder's image processor takes
+the caller's height and width as they are (diffusers' own tests patch the bucket lookup to 32x32 instead). Text to image
+goes through ``encode_prompt``; editing (a reference image) through ``encode_prompt_multiple_images``. The unconditional
+pass is the second transformer call of each step.
 
 Edit Plus takes one list of reference images per prompt (here one 32x32 image each, kept at its size by the builder's
 image processor; the pipeline would take the nearest 1024-px bucket), and pads the prompt and negative blocks to each

@@ -1,12 +1,13 @@
-"""DreamLite: one batched UNet call per step, ``[negative, prompt]`` (text to image) or ``[negative + no image,
-negative + image, prompt + image]`` (editing: the first two blocks are unconditional). The negative and the prompt are
-encoded in ONE ``encode_prompt`` call and padded to the longer of the two (``text_pad_embedding`` at padded positions,
+"""DreamLite: one batched UNet call per step, ``[negative, prompt]`` (text to image) or ``[negative + no image, negative
++ image, prompt + image]`` (editing: the first two blocks are unconditional). The negative and the prompt are encoded in
+ONE ``encode_prompt`` call and padded to the longer of the two (``text_pad_embedding`` at padded positions,
 ``encoder_attention_mask`` 0), so a delayed negative of another length re-pads the prompt's rows too
-(``padding.rows_by_mask``). The negative is encoded in the same batch as the stock pipeline encodes it (with the
-call's prompt) and its row taken; that batch's prompt row is kept too: the text encoder's output for the prompt
-depends on the batch's width in the last bits, so a step whose unconditional rows all take one text gets the prompt
-rows the stock pipeline encodes next to that text (exactly the stock inputs for that ``negative_prompt``). Guidance is always on in the stock loop: the negative counts unless its weight is
-zero (``guidance_scale == 1``, and when editing ``image_guidance_scale == 1`` too)."""
+(``padding.rows_by_mask``). The negative is encoded in the same batch as the stock pipeline encodes it (with the call's
+prompt) and its row taken; that batch's prompt row is kept too: the text encoder's output for the prompt depends on the
+batch's width in the last bits, so a step whose unconditional rows all take one text gets the prompt rows the stock
+pipeline encodes next to that text (exactly the stock inputs for that ``negative_prompt``). Guidance is always on in the
+stock loop: the negative counts unless its weight is zero (``guidance_scale == 1``, and when editing
+``image_guidance_scale == 1`` too)."""
 
 from __future__ import annotations
 

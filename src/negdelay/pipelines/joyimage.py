@@ -62,7 +62,8 @@ def encode_plus(pipeline, texts, current, call):
 
 
 register(Declaration(
-    family="JoyImage", mode="batched", inputs=(TOKENS, MASK), encode=encode_plus, starts="encode_prompt_multiple_images",
+    family="JoyImage", mode="batched", inputs=(TOKENS, MASK), encode=encode_plus,
+    starts="encode_prompt_multiple_images",
     pad=blocks_by_mask(TOKENS, MASK), merge=merge_blocks(TOKENS, MASK),
     note="prompt and negative blocks zero-padded to each other: every block re-padded",
 ), "JoyImageEditPlusPipeline")

@@ -1,14 +1,14 @@
-"""Re-padding the blocks of a batched call (a declaration's ``pad``), for pipelines that pad prompt and negative
-token rows to one common width before the denoising loop (Ernie-Image, DreamLite, Bria Fibo, JoyImage Edit Plus).
+"""Re-padding the blocks of a batched call (a declaration's ``pad``), for pipelines that pad prompt and negative token
+rows to one common width before the denoising loop (Ernie-Image, DreamLite, Bria Fibo, JoyImage Edit Plus).
 
 A delayed negative of another token length than the pipeline's own then changes the width of EVERY block of the call,
-the conditional rows too. A pad rule ``pad(parts, call, keys, kwargs) -> inputs`` joins the call's blocks (``parts``: one dict
-``{input: rows}`` per block, in block order, each padded as its source padded it) into the call's inputs padded as the
-stock pipeline pads them, so that a call whose unconditional rows all take the negative passes exactly what the stock
-pipeline passes with that ``negative_prompt``. ``call`` is the pipeline call's record (None inside a merge: the rows
-are re-padded by the join anyway), ``keys`` the step's plan (the text of each unconditional row, None: the pipeline's
-own), ``kwargs`` the denoiser call's keyword arguments (inputs that follow the width without being text: Bria Fibo's
-``txt_ids``, which the rule may return too). Two kinds:
+the conditional rows too. A pad rule ``pad(parts, call, keys, kwargs) -> inputs`` joins the call's blocks (``parts``:
+one dict ``{input: rows}`` per block, in block order, each padded as its source padded it) into the call's inputs padded
+as the stock pipeline pads them, so that a call whose unconditional rows all take the negative passes exactly what the
+stock pipeline passes with that ``negative_prompt``. ``call`` is the pipeline call's record (None inside a merge: the
+rows are re-padded by the join anyway), ``keys`` the step's plan (the text of each unconditional row, None: the
+pipeline's own), ``kwargs`` the denoiser call's keyword arguments (inputs that follow the width without being text: Bria
+Fibo's ``txt_ids``, which the rule may return too). Two kinds:
 
 - ``rows_by_length`` / ``rows_by_mask``: each row's real tokens (its length, or where its mask is set; right-padded),
   every row padded to the longest real row of the call (Ernie-Image pads the whole call; DreamLite encodes the negative
@@ -18,8 +18,7 @@ own), ``kwargs`` the denoiser call's keyword arguments (inputs that follow the w
   separately and pad the two batches to each other).
 
 ``merge_rows(pad)`` / ``merge_blocks(...)`` are the matching ``merge`` of a declaration: the unconditional block's rows
-from the pipeline's own pass or the negative's, which may have different widths.
-"""
+from the pipeline's own pass or the negative's, which may have different widths."""
 
 from __future__ import annotations
 
