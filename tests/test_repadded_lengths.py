@@ -101,3 +101,14 @@ def test_rows_of_different_widths_in_one_unconditional_block(name):
     assert not torch.equal(mixed, stock) and not torch.equal(mixed, early)
     rows = mixed.shape[0] // 2  # the first prompt's rows (or image row) took the negative from step 1: as in early
     assert not torch.equal(mixed[:rows], stock[:rows])
+
+
+@pytest.mark.parametrize("name", ["ErnieImagePipeline[shorter negative]", "BriaFiboPipeline[shorter negative]"])
+def test_no_cfg_throughout_is_the_stock_call_without_guidance(name):
+    """``before="no_cfg"`` and no start: every unconditional row takes the conditional text, and the call is re-padded
+    to the prompts' own width (the pipeline's own negative, longer, no longer widens it): the output is the stock
+    pipeline's without guidance, bit for bit."""
+    c = case(name)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=c.steps, before="no_cfg"):
+        got = call(c)
+    assert torch.equal(got, call(c, guidance_scale=1.0))
