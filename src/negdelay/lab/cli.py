@@ -184,6 +184,10 @@ def _compare_text(res) -> str:
         if "pixel_distance" in col and col["pixel_distance"]["mean"] > 0:
             parts.append(f"pixel dist {col['pixel_distance']['mean']:.3f}")
         lines.append("  " + "  ".join(parts))
+    from .verdict import line
+
+    lines.append("verdict (all pairs, paired by seed, against the stock negative):")
+    lines += [f"  {line(v)}" for v in s.get("verdicts", {}).values()]
     lines.append(f"grids: {', '.join(str(g) for g in res.grids)}")
     lines.append(f"summary: {res.out / 'summary.md'}")
     return "\n".join(lines)

@@ -357,6 +357,8 @@ class CompareConfig(Common):
             self.pairs = list(TOY_PAIRS)
         if not self.schedules:
             self.schedules = default_schedules(self.steps, TOY_FRACTIONS if self.model == TOY else DEFAULT_FRACTIONS)
+        if "seeds" not in self.model_fields_set and self.model == TOY:
+            self.seeds = list(range(TOY_COMPARE_SEEDS))
         if self.seeds_per_call is None:
             self.seeds_per_call = 4 if self.model == TOY else 1
         if len({s.text() for s in self.schedules}) != len(self.schedules):
@@ -436,6 +438,7 @@ TOY_PAIRS = (
 )
 # Default schedules when none are given: these fractions of the run (docs/study.md: start around 15-20 % of the
 # run), as start steps, at least step 1 (a step-end callback cannot change step 0), without duplicates.
+TOY_COMPARE_SEEDS = 8  # `negdelay compare` on the toy model without --seeds: seeds 0-7 (other models: Common's 0-3)
 TOY_FRACTIONS = (0.15, 0.3)  # steps 3 and 6 at 20 steps
 DEFAULT_FRACTIONS = (0.2,)
 

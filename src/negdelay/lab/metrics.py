@@ -56,6 +56,26 @@ def mean_ci(values) -> dict:
     return {"mean": m, "low": lo, "high": hi, "n": len(values)}
 
 
+def paired_difference(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Mean of ``a - b`` over paired items (same seed) and its 95 % percentile-bootstrap interval (pairs resampled)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    m, lo, hi = bootstrap_mean(d, n_boot, seed)
+    return {"diff": m, "low": lo, "high": hi, "n": int(d.size)}
+
+
+def paired_ratio(a, b, n_boot: int = 2000, seed: int = 0) -> dict:
+    """``mean(a) / mean(b)`` over paired items and its 95 % percentile-bootstrap interval (pairs resampled);
+    nan where ``b`` is all zero."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size == 0 or b.sum() == 0:
+        return {"ratio": math.nan, "low": math.nan, "high": math.nan, "n": int(a.size)}
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(n_boot, a.size))
+    den = b[idx].sum(axis=1)
+    ratios = a[idx].sum(axis=1)[den > 0] / den[den > 0]
+    lo, hi = np.quantile(ratios, [0.025, 0.975])
+    return {"ratio": float(a.sum() / b.sum()), "low": float(lo), "high": float(hi), "n": int(a.size)}
+
+
 # ---------------------------------------------------------------------------------------------------------- distances
 def to_float(image) -> np.ndarray:
     a = np.asarray(image)

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import metrics as M
 from .outputs import LOCK_NAME, RunFolder
+from .verdict import line, verdicts
 
 
 # -------------------------------------------------------------------------------------------------------------- grid
@@ -182,6 +183,9 @@ def compare_report(folder: RunFolder, cfg, loaded, columns_of: dict, records: di
     if len(by_pair) > 1:
         summary["all_pairs"] = {k: {"label": labels[k], **M.summarize(v)} for k, v in pooled.items()}
         md += ["## All pairs", ""] + _table([(s["label"], s) for s in summary["all_pairs"].values()], detector) + [""]
+    summary["verdicts"] = verdicts(pooled, labels, detector)
+    md += ["## Verdict (all pairs, paired by seed, against the stock negative)", ""]
+    md += [f"- {line(v)}" for v in summary["verdicts"].values()] + [""]
     folder.write_json("summary.json", summary)
     folder.write_text("summary.md", "\n".join(md))
     files += [{"path": "summary.json", "what": "per-pair, per-column metrics with 95% intervals"},
