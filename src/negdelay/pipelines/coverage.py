@@ -80,7 +80,6 @@ NOT_SERVED: dict[str, str] = {
     # sana
     # sana_video
     # sana_wm
-    "SanaWMPipeline": PENDING,
     # skyreels_v2
     # stable_audio
     # stable_audio_3
