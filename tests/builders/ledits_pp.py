@@ -1,7 +1,7 @@
 """Tiny LEDITS++ pipelines (SD 1.x and SDXL) on the SD and SDXL builders' components (their UNets with a third level:
 cross-attention at the 4x4 of the attention masks), inverted once at build time (32x32 images -- its minimum --, 5
 inversion steps, skip 0.2: the loop runs the last 5 of 6 timesteps); each call edits the inverted images with two
-editing prompts. SD 1.x is built but not served (coverage.NOT_SERVED). The contract's ``prompt`` and
+editing prompts. SD 1.x counts its steps by its progress bar (its declaration's ``steps``). The contract's ``prompt`` and
 ``num_inference_steps`` land in ``__call__``'s ``**kwargs`` and are ignored (the inversion fixes the images and
 the steps); one image per inverted image; no other scheduler (a new one would need a new inversion). ``no_cfg``: no editing prompt (the pipeline then runs the unconditional rows alone)."""
 
@@ -51,7 +51,9 @@ def ledits_sd() -> Case:
     base = tiny_sd()
     parts = {k: v for k, v in base.components.items() if k not in ("image_encoder",)}
     pipe = _inverted(LEditsPPPipelineStableDiffusion(**{**parts, "unet": _unet(base), "scheduler": _scheduler(base)}))
-    return Case(pipe, call=dict(CALL), steps=STEPS, images_arg=None, no_cfg={"editing_prompt": None}, full_grid=False)
+    # full grid: k = 3 shows the loop's start found (with DPM-Solver's step index, k = 1 hides a wrong start:
+    # the index jumps from None to 2 after the first step, past the skipped timestep)
+    return Case(pipe, call=dict(CALL), steps=STEPS, images_arg=None, no_cfg={"editing_prompt": None})
 
 
 def ledits_sdxl() -> Case:

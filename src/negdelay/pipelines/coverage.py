@@ -60,7 +60,6 @@ NOT_SERVED: dict[str, str] = {
     # krea2
     # latte
     # ledits_pp
-    "LEditsPPPipelineStableDiffusion": "its loop runs the last num_inversion_steps of the timesteps invert set (invert skip, default 0.15, drops the first ones) but sets neither _num_timesteps nor a begin index, so with a step-indexed scheduler (its default DPM-Solver) negdelay cannot tell the loop start and would swap too early; the declaration (ledits_pp.SD) passes the contract with skip=0. Needs the loop start read from the timestep of the first denoiser call",
     # longcat_audio_dit
     # longcat_image
     # ltx

@@ -59,10 +59,12 @@ def negative_encoder(outputs: dict[str, int], negatives: tuple[str, ...]):
 _LEDITS = dict(family="LEDITS++", mode="batched", denoisers=("unet",), guided=edit_guided, layout=edit_blocks,
                needs="an editing_prompt (edit guidance)",
                note="rows [unconditional, edits...]: the negative is the base the edits are taken from")
-#: not registered (coverage.NOT_SERVED says why): with a scheduler that has a step index (its default, DPM-Solver)
-#: negdelay reads the loop's first index from ``_num_timesteps``, which the SD pipeline never sets, while its loop
-#: skips the first timesteps (``invert``'s ``skip``); the SDXL pipeline sets it. Passes the contract with skip=0.
-SD = Declaration(**_LEDITS, inputs=(TOKENS,), encode=negative_encoder({TOKENS: 1}, ("negative_prompt",)))
+#: SD 1.x counts its steps by its progress bar: its loop runs the last ``num_inversion_steps`` of the scheduler's
+#: timesteps (``invert``'s ``skip`` drops the first ones) and, unlike SDXL, sets no ``_num_timesteps``, so the
+#: scheduler's step index cannot tell where the loop starts.
+SD = register(Declaration(**_LEDITS, inputs=(TOKENS,), steps="progress",
+                          encode=negative_encoder({TOKENS: 1}, ("negative_prompt",))),
+              "LEditsPPPipelineStableDiffusion")
 register(Declaration(**_LEDITS, inputs=(TOKENS, POOLED), prompts=("negative_prompt_2",),
                      encode=negative_encoder({TOKENS: 0, POOLED: 2}, ("negative_prompt", "negative_prompt_2"))),
          "LEditsPPPipelineStableDiffusionXL")
