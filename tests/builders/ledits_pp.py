@@ -1,9 +1,10 @@
 """Tiny LEDITS++ pipelines (SD 1.x and SDXL) on the SD and SDXL builders' components (their UNets with a third level:
 cross-attention at the 4x4 of the attention masks), inverted once at build time (32x32 images -- its minimum --, 5
 inversion steps, skip 0.2: the loop runs the last 5 of 6 timesteps); each call edits the inverted images with two
-editing prompts. SD 1.x counts its steps by its progress bar (its declaration's ``steps``). The contract's ``prompt`` and
-``num_inference_steps`` land in ``__call__``'s ``**kwargs`` and are ignored (the inversion fixes the images and
-the steps); one image per inverted image; no other scheduler (a new one would need a new inversion). ``no_cfg``: no editing prompt (the pipeline then runs the unconditional rows alone)."""
+editing prompts. SD 1.x counts its steps by its progress bar (its declaration's ``steps``). The contract's
+``prompt`` and ``num_inference_steps`` land in ``__call__``'s ``**kwargs`` and are ignored (the inversion fixes the
+images and the steps); one image per inverted image; no other scheduler (a new one would need a new inversion).
+``no_cfg``: no editing prompt (the pipeline then runs the unconditional rows alone)."""
 
 from __future__ import annotations
 
