@@ -64,17 +64,26 @@ def denoisers(pipe) -> list[str]:
     ]
 
 
+def _tensors(value) -> bool:
+    """A tensor, or a non-empty list of them, or of such lists (Z-Image Omni's captions: segments per row)."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_tensors(v) for v in value)
+    return isinstance(value, torch.Tensor)
+
+
+def _copy(value):
+    return value.detach().clone() if isinstance(value, torch.Tensor) else [_copy(v) for v in value]
+
+
 def _flat(kwargs: dict, prefix="") -> dict:
-    """Nested dicts flattened to dotted names; tensors and lists of tensors kept, other values skipped."""
+    """Nested dicts flattened to dotted names; tensors and (nested) lists of tensors kept, other values skipped."""
     out = {}
     for key, value in kwargs.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(_flat(value, name + "."))
-        elif isinstance(value, torch.Tensor) or (
-            isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value)
-        ):
-            out[name] = value.detach().clone() if isinstance(value, torch.Tensor) else [v.detach().clone() for v in value]
+        elif _tensors(value):
+            out[name] = _copy(value)
     return out
 
 
@@ -137,7 +146,7 @@ def _equal(a, b) -> bool:
 
 
 def _structure(value):
-    return [tuple(v.shape) for v in value] if isinstance(value, list) else tuple(value.shape)
+    return [_structure(v) for v in value] if isinstance(value, (list, tuple)) else tuple(value.shape)
 
 
 def text_inputs(calls_a, calls_b) -> dict[tuple[str, int], dict[str, object]]:

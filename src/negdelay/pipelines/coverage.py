@@ -93,7 +93,6 @@ NOT_SERVED: dict[str, str] = {
     # t2i_adapter
     # wan
     # z_image
-    "ZImageOmniPipeline": "captions are nested per row (text and condition-image segments, a list of lists): the list mode swaps flat rows only",
 }
 
 
