@@ -106,15 +106,16 @@ def ltx_condition() -> Case:
 
 
 def ltx_long() -> Case:
-    # 17 frames -> 3 latent frames; tiles of 2 latent frames (16 pixel frames) with 1 of overlap -> 2 windows, each
-    # with its own prompt (the contract's two prompts are the two windows' texts).
-    # First scheduler: LTXEulerAncestralRFScheduler (its documented one; the pipeline warns about any other).
+    """17 frames -> 3 latent frames; tiles of 2 latent frames (16 pixel frames) with 1 of overlap -> 2 windows.
+    One prompt (a str: both windows take it), so that the reference finds the text inputs constant over the calls;
+    tests/test_ltx_long.py gives each window its own text. First scheduler: LTXEulerAncestralRFScheduler (its
+    documented one; the pipeline warns about any other)."""
     pipe = _pipe(LTXI2VLongMultiPromptPipeline, scheduler=LTXEulerAncestralRFScheduler())
     call = {
         **CALL, "num_frames": 17, "temporal_tile_size": 16, "temporal_overlap": 8, "cond_image": _frame(1),
         "output_type": "latent",
     }
-    return Case(pipe, call=call, schedulers=(_same, _euler), images_arg=None, steps=5)
+    return Case(pipe, call=call, schedulers=(_same, _euler), images_arg=None, steps=5, prompts="a red cat")
 
 
 CASES = {

@@ -63,7 +63,6 @@ NOT_SERVED: dict[str, str] = {
     # longcat_audio_dit
     # longcat_image
     # ltx
-    "LTXI2VLongMultiPromptPipeline": "one text per temporal window, each window restarts the schedule and re-encodes the negative against a batch of one: no single delayed negative maps onto it yet",
     # ltx2
     # lucy
     # lumina

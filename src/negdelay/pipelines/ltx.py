@@ -25,6 +25,12 @@ def _encode_ltx(pipeline, texts, current, call):
 
 register(Declaration(family="LTX-Video", mode="batched", inputs=_LTX_INPUTS, encode=_encode_ltx),
          "LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline")
+# Long multi-prompt i2v: every temporal window encodes its text (and the negative, batch of one) and runs a schedule
+# of its own behind a new progress bar; each window's encode_prompt begins a new call for negdelay, so the delayed
+# negative starts (and stops) at the same step of every window, counted by that window's progress bar.
+register(Declaration(family="LTX-Video", mode="batched", inputs=_LTX_INPUTS, encode=_encode_ltx, steps="progress",
+                     note="per temporal window: steps count within each window"),
+         "LTXI2VLongMultiPromptPipeline")
 
 _LTX2_INPUTS = ("encoder_hidden_states", "audio_encoder_hidden_states", "encoder_attention_mask",
                 "audio_encoder_attention_mask")
