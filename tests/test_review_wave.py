@@ -1,0 +1,106 @@
+"""Review of the issue-12 wave (parts, pad, starts tuples, steps="progress", batch_axes, grouped, refill,
+call.denoiser_kwargs): tests that kill mutations the contract and the features' own tests let through."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import negdelay
+from contract_cases import call, case
+from contract_reference import substituting, text_inputs, watch
+
+
+def _per_row_reference(c, own, mixed, first_step):
+    """The stock call with ``own`` negatives whose denoiser text inputs, from ``first_step`` on, are those of the stock
+    call with ``mixed`` negatives (the contract reference's substitution, with a negative per prompt)."""
+    with watch(c.pipe) as calls_a:
+        call(c, negative=own)
+    with watch(c.pipe) as calls_b:
+        call(c, negative=mixed)
+    values = text_inputs(calls_a, calls_b)
+    assert values, "the mixed negatives change no denoiser input"
+    with watch(c.pipe, substituting(values, first_step)):
+        return call(c, negative=own)
+
+
+REPADDED = ["ErnieImagePipeline[longer negative]", "ErnieImagePipeline[shorter negative]"]
+
+
+@pytest.mark.parametrize("name", REPADDED)
+def test_rows_of_different_widths_in_one_block_equal_the_stock_call_with_those_negatives(name):
+    """Per-prompt starts (the first prompt's rows take its delayed negative from step 1, the second's never): from step
+    1 the call is the stock call whose negative_prompt is [that delayed negative, the pipeline's own], re-padded."""
+    c = case(name)
+    own = ["", ""]
+    negatives = c.negatives()
+    want = _per_row_reference(c, own, [negatives[0], own[1]], 1)
+    with negdelay.apply(c.pipe, negatives, start_step=[1, c.steps]):
+        got = call(c, negative=own)
+    assert torch.equal(got, want)
+
+
+def _per_bar(values, firsts):
+    """The reference's substitution from step ``firsts[b]`` of the ``b``-th progress bar of the call (a step that
+    drops back opens the next bar)."""
+    changes = [substituting(values, first) for first in firsts]
+    seen = {"bar": -1, "last": None}
+
+    def change(step, model, slot, kwargs):
+        if seen["last"] is None or step < seen["last"]:
+            seen["bar"] += 1
+        seen["last"] = step
+        changes[seen["bar"]](step, model, slot, kwargs)
+
+    return change
+
+
+def test_a_fraction_is_of_each_progress_bar_of_its_own_length():
+    """A long diffusion-forcing video with ``ar_step=2`` opens bars of different lengths (its first iteration's step
+    matrix has more rows than the next ones'): ``start_fraction`` is resolved against each bar's own total, so the
+    plan is made anew for every bar (a plan kept from the first, longer bar would never switch in the later ones)."""
+    c = case("SkyReelsV2DiffusionForcingPipeline")
+    over = dict(num_frames=17, base_num_frames=9, overlap_history=5, ar_step=2)
+    with watch(c.pipe) as calls_a:
+        call(c, **over)
+    with watch(c.pipe) as calls_b:
+        call(c, negative=c.negatives(), **over)
+    bars, last = [], None
+    for step, *_ in calls_a:
+        if last is None or step < last:
+            bars.append(0)
+        bars[-1], last = max(bars[-1], step + 1), step
+    assert len(set(bars)) > 1, f"bars of one length {bars}: nothing to tell apart"
+    with watch(c.pipe, _per_bar(text_inputs(calls_a, calls_b), [int(0.5 * n) for n in bars])):
+        want = call(c, **over)
+    with negdelay.apply(c.pipe, c.negatives(), start_fraction=0.5):
+        got = call(c, **over)
+    assert torch.equal(got, want)
+
+
+def _window(values, start, stop):
+    """The reference's substitution for the steps ``start <= step < stop`` of each progress bar."""
+    inner = substituting(values, start)
+
+    def change(step, model, slot, kwargs):
+        if step < stop:
+            inner(step, model, slot, kwargs)
+
+    return change
+
+
+@pytest.mark.parametrize("name", ["KandinskyCombinedPipeline", "StableCascadeCombinedPipeline"])
+def test_a_wrapper_gives_its_parts_the_stop_too(name):
+    """A wrapper's parts get the whole schedule, the stop as well as the start: each part's unconditional pass takes
+    the delayed negative for its own steps 1 and 2 only."""
+    from contract_cases import recorded
+
+    c = case(name)
+    _, values = recorded(name)
+    with watch(c.pipe, _window(values, 1, 3)):
+        want = call(c)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1, stop_step=3):
+        got = call(c)
+    assert torch.equal(got, want)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1):
+        assert not torch.equal(call(c), want), "the stop changed nothing: no proof"
