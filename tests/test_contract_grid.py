@@ -21,10 +21,7 @@ TRIMMED_FAMILIES = {
 }
 
 #: full-grid cases that run one scheduler twice (builder, why); the fix is in the builder, then drop the line
-REPEATED_SCHEDULERS = {
-    "ChronoEditPipeline": "tests/builders/chronoedit.py offers (euler, unipc) but the pipeline is built with UniPC, "
-                          "and the contract's first scheduler is the pipeline's own: UniPC twice, Euler never",
-}
+REPEATED_SCHEDULERS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,14 @@ def _chronoedit():
 def chronoedit() -> Case:
     """Two transformer calls per step, no cache context: conditional, then unconditional. One video per prompt:
     ``__call__`` repeats the image embedding ``batch_size`` times only (as Wan 2.1 image-to-video)."""
-    return Case(_chronoedit(), call=dict(CALL, image=image()), schedulers=(lambda p: euler(), lambda p: unipc()),
-                images_arg=None)
+    return Case(_chronoedit(), call=dict(CALL, image=image()), schedulers=(lambda p: unipc(), lambda p: euler()),
+                images_arg=None)  # the first is the pipeline's own (UniPC)
 
 
 def chronoedit_temporal_reasoning() -> Case:
     """Temporal reasoning: after 2 steps the latents keep only their first and last frames."""
     call = dict(CALL, image=image(), num_frames=9, enable_temporal_reasoning=True, num_temporal_reasoning_steps=2)
-    return Case(_chronoedit(), call=call, schedulers=(lambda p: euler(),), images_arg=None, full_grid=False)
+    return Case(_chronoedit(), call=call, schedulers=(lambda p: unipc(),), images_arg=None, full_grid=False)
 
 
 CASES = {"ChronoEditPipeline": chronoedit, "ChronoEditPipeline[temporal reasoning]": chronoedit_temporal_reasoning}
