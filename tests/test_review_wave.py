@@ -104,3 +104,58 @@ def test_a_wrapper_gives_its_parts_the_stop_too(name):
     assert torch.equal(got, want)
     with negdelay.apply(c.pipe, c.negatives(), start_step=1):
         assert not torch.equal(call(c), want), "the stop changed nothing: no proof"
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_no_cfg_on_grouped_rows_equals_the_reference(k):
+    """AnimateDiff SDXL (``grouped``: the pooled text one row per video, the tokens one per frame): before the start
+    every unconditional row takes its conditional row, the pooled text per video as well."""
+    from test_no_cfg import no_cfg_reference
+
+    from contract_cases import recorded
+
+    name = "AnimateDiffSDXLPipeline"
+    c = case(name)
+    _, values = recorded(name)
+    want = no_cfg_reference(c, values, k)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=k, before="no_cfg"):
+        got = call(c)
+    assert torch.equal(got, want)
+
+
+def test_no_cfg_and_a_negative_in_one_grouped_step_row_by_row():
+    """Per-prompt starts with ``before="no_cfg"``: in steps 1 and 2 the first prompt's videos take the negative and
+    the second's their conditional text (a merge of conditional and negative rows, one pooled row per video); each
+    prompt's videos equal the whole-batch reference of its own start."""
+    from test_no_cfg import no_cfg_reference
+
+    from contract_cases import recorded
+
+    name = "AnimateDiffSDXLPipeline"
+    c = case(name)
+    _, values = recorded(name)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=[1, 3], before="no_cfg"):
+        got = call(c)
+    videos = got.shape[0] // 2
+    assert torch.equal(got[:videos], no_cfg_reference(c, values, 1)[:videos])
+    assert torch.equal(got[videos:], no_cfg_reference(c, values, 3)[videos:])
+
+
+def test_a_second_call_reusing_the_encoding_gives_each_prompt_its_own_negative():
+    """Two negatives for four prompts (the first for prompts 0-1, the second for 2-3): the stock batch encodes each
+    negative once per prompt it covers ([A, A, B, B]). A second identical call reuses that encoding (the session's
+    cache) and must map the prompts to its rows as the first call did: the same image, and not the first negative's
+    rows for every prompt."""
+    c = case("StableDiffusionPipeline")
+    kwargs = dict(c.call, prompt=["a red cat", "a blue dog", "a green hat", "a cat"], num_inference_steps=c.steps,
+                  num_images_per_prompt=1)
+
+    def run():
+        return c.pipe(**kwargs, generator=torch.Generator().manual_seed(0))[0]
+
+    with negdelay.apply(c.pipe, ["blurry hat", "ugly dog"], start_step=1):
+        first, second = run(), run()
+    with negdelay.apply(c.pipe, ["blurry hat", "blurry hat"], start_step=1):
+        one_negative = run()
+    assert not torch.equal(torch.as_tensor(first), torch.as_tensor(one_negative)), "the second negative did nothing"
+    assert torch.equal(torch.as_tensor(second), torch.as_tensor(first))

@@ -152,6 +152,7 @@ class Session:
         """The negative's rows as the stock pipeline encodes its ``negative_prompt``: once per pipeline call, or
         reused from the last call when nothing it depends on changed (``_encoding_key``)."""
         if call.negative is None:
+            self._batching(call)  # per call, also where the encoding is reused: _rows_of reads it
             key = self._encoding_key(call, current)
             if key is not None and self._cache is not None and self._cache[0] == key:
                 call.negative = self._cache[1]
@@ -165,11 +166,14 @@ class Session:
         """Encode the texts in the batch the stock pipeline would: a negative given once for ``m`` prompts is encoded
         ``m`` times in one batch (a text encoder's output can depend on its batch in the last bits); ``_rows_of`` then
         gives each image row the row of its own prompt."""
+        texts = [t for t in self.texts for _ in range(call.repeat)]
+        return self.declaration.encode(self.pipeline, texts, current, call)
+
+    def _batching(self, call: CallState) -> None:
+        """The call's prompt count and how many times each text is encoded in its batch (``m`` prompts per text)."""
         prompt = call.encode_args.get("prompt")
         call.prompts = len(prompt) if isinstance(prompt, (list, tuple)) else 1
         call.repeat = call.prompts // len(self.texts) if call.prompts % len(self.texts) == 0 else 1
-        texts = [t for t in self.texts for _ in range(call.repeat)]
-        return self.declaration.encode(self.pipeline, texts, current, call)
 
     @staticmethod
     def _rows_of(call: CallState, keys: tuple) -> tuple:
