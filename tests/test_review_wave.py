@@ -159,3 +159,50 @@ def test_a_second_call_reusing_the_encoding_gives_each_prompt_its_own_negative()
         one_negative = run()
     assert not torch.equal(torch.as_tensor(first), torch.as_tensor(one_negative)), "the second negative did nothing"
     assert torch.equal(torch.as_tensor(second), torch.as_tensor(first))
+
+
+WRAPPERS = ["KandinskyCombinedPipeline", "KandinskyImg2ImgCombinedPipeline", "KandinskyInpaintCombinedPipeline",
+            "KandinskyV22CombinedPipeline", "KandinskyV22Img2ImgCombinedPipeline",
+            "KandinskyV22InpaintCombinedPipeline", "StableCascadeCombinedPipeline"]
+
+
+def _snapshot(pipe) -> dict:
+    """What apply may touch, for the wrapper, every sub-pipeline and every module of each: their instance attributes
+    (wrapped methods are instance attributes) and each module's forward and diffusers hooks. After its last hook is
+    removed diffusers leaves the module's own forward bound as an instance attribute: counted as no change."""
+    from diffusers import DiffusionPipeline
+
+    out = {}
+    pipes = {"": pipe, **{n: p for n, p in vars(pipe).items() if isinstance(p, DiffusionPipeline)}}
+    for prefix, p in pipes.items():
+        out[prefix] = {k: id(v) for k, v in vars(p).items()}
+        for name, module in p.components.items():
+            if isinstance(module, torch.nn.Module):
+                registry = getattr(module, "_diffusers_hook", None)
+                hooks = tuple(registry.hooks) if registry is not None else ()
+                forward = module.__dict__.get("forward")
+                if getattr(forward, "__self__", None) is module and forward.__func__ is type(module).forward:
+                    forward = None  # diffusers' HookRegistry leaves the class's own forward bound on the instance
+                out[f"{prefix}.{name}"] = (forward, hooks)
+    return out
+
+
+@pytest.mark.parametrize("name", WRAPPERS)
+def test_remove_leaves_a_wrapper_and_its_parts_as_before_and_apply_is_idempotent(name):
+    c = case(name)
+    stock = call(c)
+    before = _snapshot(c.pipe)
+    negdelay.apply(c.pipe, c.negatives(), start_step=1)
+    once = call(c)
+    handle = negdelay.apply(c.pipe, c.negatives(), start_step=1)
+    for part, applied in handle.parts.items():  # applying again replaced the first: one hook, one tracker
+        pipe = getattr(c.pipe, part)
+        assert negdelay.hooks.api.session_of(pipe) is applied.session
+        for method in ("progress_bar", *applied.session.tracker.starts):
+            assert pipe.__dict__[method]._negdelay_tracker is applied.session.tracker
+        for model in applied.models:
+            assert list(model._diffusers_hook.hooks).count("negdelay_delayed_negative") == 1
+    assert torch.equal(call(c), once)
+    negdelay.remove(c.pipe)
+    assert _snapshot(c.pipe) == before
+    assert torch.equal(call(c), stock)
