@@ -206,3 +206,49 @@ def test_remove_leaves_a_wrapper_and_its_parts_as_before_and_apply_is_idempotent
     negdelay.remove(c.pipe)
     assert _snapshot(c.pipe) == before
     assert torch.equal(call(c), stock)
+
+
+def test_guided_reads_the_arguments_of_the_denoiser_call_it_decides():
+    """``call.denoiser_kwargs`` is the running denoiser call's: the ControlNet's ``guided`` (which reads its own
+    ``guess_mode``) sees the ControlNet's arguments, the UNet's the UNet's, whichever ran first in the step."""
+    from dataclasses import replace
+
+    from negdelay.hooks.api import session_of
+
+    c = case("AnimateDiffControlNetPipeline")
+    seen = []
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1):
+        session = session_of(c.pipe)
+        decide = session.declaration.guided
+
+        def spy(pipeline, call_state, denoiser, rows):
+            seen.append((denoiser, "controlnet_cond" in call_state.denoiser_kwargs))
+            return decide(pipeline, call_state, denoiser, rows)
+
+        session.declaration = replace(session.declaration, guided=spy)
+        call(c)
+    assert sorted(seen) == [("controlnet", True), ("unet", False)]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["QwenImage21Pipeline", "SkyReelsV2DiffusionForcingPipeline", "HiDreamImagePipeline"])
+def test_a_call_interrupted_mid_loop_leaves_nothing_to_the_next(name):
+    """A step-end callback that raises at step 2 (inside the negative's window, after Qwen-Image 2.1's refill at the
+    start, with a progress bar half counted): the next call equals the same call of an untouched apply."""
+    c = case(name)
+
+    def stop_at_2(pipe, i, t, kwargs):
+        if i == 2:
+            raise _Stop
+        return kwargs
+
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1, stop_step=3):
+        clean = call(c)
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1, stop_step=3):
+        with pytest.raises(_Stop):
+            call(c, callback_on_step_end=stop_at_2)
+        again = call(c)
+    assert torch.equal(again, clean)
