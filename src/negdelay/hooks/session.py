@@ -191,7 +191,8 @@ class Session:
         """What the negative's encoding depends on, when every argument of the call's ``encode_prompt`` is a plain
         value: those arguments, the text encoders (identity, a content fingerprint of their parameters and PEFT
         state: in-place LoRA fusing or loaded weights are seen), the tokenizers' sizes (textual inversion), the
-        inputs' shapes and dtypes. None (encode anew) where an argument is a tensor, an image or another object."""
+        inputs' shapes and dtypes, the batch's layout. None (encode anew) where an argument is a tensor, an image or
+        another object."""
         from ..callback import _fingerprint
 
         plain = (str, int, float, bool, type(None), torch.device, torch.dtype)
@@ -207,7 +208,8 @@ class Session:
         shapes = tuple((n, tuple(t.shape), str(t.dtype), str(t.device)) if isinstance(t, torch.Tensor) else (n, len(t))
                        for n, t in current.items() if t is not None)
         return (repr(sorted(args.items(), key=lambda kv: kv[0])), tuple(id(e) for e in encoders),
-                tuple(_fingerprint(e) for e in encoders), tuple(tokenizers), shapes, torch.is_grad_enabled())
+                tuple(_fingerprint(e) for e in encoders), tuple(tokenizers), shapes, torch.is_grad_enabled(),
+                call.repeat)  # the encoded batch's layout (``_batching``), which the prompt count decides
 
     # -- before="no_cfg": the conditional pass's text -----------------------------------------------------------
 
