@@ -252,3 +252,16 @@ def test_a_call_interrupted_mid_loop_leaves_nothing_to_the_next(name):
             call(c, callback_on_step_end=stop_at_2)
         again = call(c)
     assert torch.equal(again, clean)
+
+
+def test_an_ended_call_keeps_no_denoiser_arguments():
+    """``call.denoiser_kwargs`` (the running denoiser call's arguments, for ``guided``) is per call: once the call
+    has ended the state no longer holds that call's latents and text tensors until the next call."""
+    from negdelay.hooks.api import running_call
+
+    c = case("AnimateDiffControlNetPipeline")
+    with negdelay.apply(c.pipe, c.negatives(), start_step=1):
+        call(c)
+        state = running_call(c.pipe)
+        assert state.ended
+        assert not any(isinstance(v, torch.Tensor) for v in (state.denoiser_kwargs or {}).values())

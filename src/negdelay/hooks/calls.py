@@ -45,6 +45,7 @@ class CallState(BaseState):
         self.in_step: dict[str, tuple] = {}  # denoiser -> (iteration, calls in it) for ordered mode
         self.guided: dict[str, bool] = {}  # denoiser -> guidance decision (batched mode)
         self.conditional: dict[str, tuple] = {}  # denoiser -> (iteration, text inputs) of its last conditional pass
+        self.denoiser_kwargs: dict = {}  # the running denoiser call's arguments (a declaration's guided reads them)
         self.uncond_seen = False
         self.warned = False
 
@@ -132,6 +133,7 @@ class CallTracker:
         state = self.state
         if state is not None and state.thread == threading.get_ident():
             state.ended = True
+            state.denoiser_kwargs = {}  # the last denoiser call's latents and texts: not kept past the call
 
     def running(self, module) -> CallState:
         """The running call's state, for a denoiser call; refuses calls that do not belong to it."""
