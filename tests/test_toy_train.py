@@ -60,3 +60,11 @@ def test_recoloured_paints_the_object_but_not_the_dot_or_background():
         assert np.allclose(out[k][rest], data["images"][k][rest] / 255.0)
         blue = np.array(world.COLOUR_RGB["blue"]) / 255.0
         assert np.abs(out[k][paint] - blue).max() <= 0.05 + 1e-9
+
+
+def test_an_exported_model_says_no_clipping(tmp_path):
+    import json
+
+    train.main([*ARGS, "--unet-steps", "1", "--ckpt-dir", str(tmp_path / "c"), "--out", str(tmp_path / "mc")])
+    cfg = json.loads((tmp_path / "mc" / "scheduler" / "scheduler_config.json").read_text())
+    assert cfg["clip_sample"] is False

@@ -148,12 +148,21 @@ def export_pipeline(vae, text_encoder, unet, tokenizer, out: Path, info: dict) -
         requires_safety_checker=False,
     )
     pipe.save_pretrained(str(tmp), safe_serialization=True)
+    _say_no_clipping(tmp / "scheduler" / "scheduler_config.json")
     (tmp / "training_info.json").write_text(json.dumps(info, indent=1))
     if out.exists():
         os.rename(out, old)
     os.rename(tmp, out)
     if old.exists():
         shutil.rmtree(old)
+
+
+def _say_no_clipping(path: Path) -> None:
+    """Write ``clip_sample: false`` into the scheduler config, as Stable Diffusion's own config does: PNDM has no such
+    argument, so ``save_pretrained`` leaves it out, and DDIM/DDPM built ``from_config`` would then clip latents."""
+    cfg = json.loads(path.read_text())
+    cfg["clip_sample"] = False
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 # -------------------------------------------------------------------------------------------------------- VAE phase
