@@ -45,7 +45,7 @@ class CallState(BaseState):
         self.in_step: dict[str, tuple] = {}  # denoiser -> (iteration, calls in it) for ordered mode
         self.guided: dict[str, bool] = {}  # denoiser -> guidance decision (batched mode)
         self.conditional: dict[str, tuple] = {}  # denoiser -> (iteration, text inputs) of its last conditional pass
-        self.denoiser_kwargs: dict = {}  # the running denoiser call's arguments (a declaration's guided reads them)
+        self.denoiser_kwargs: dict = {}  # the running denoiser call's arguments (guided, pad read them)
         self.uncond_seen = False
         self.warned = False
 

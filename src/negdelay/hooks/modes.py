@@ -116,7 +116,7 @@ class BatchedHook(DelayedNegativeHook):
             return kwargs
         out = dict(kwargs)
         keys = call.plan[min(it, len(call.plan) - 1)]  # this step's text per unconditional row (None: own)
-        joined = pad([{n: get_input(part, n) for n in names} for part in parts], call, keys, kwargs)
+        joined = pad([{n: get_input(part, n) for n in names} for part in parts], call, keys)
         for name, value in joined.items():
             if isinstance(get_input(kwargs, name), (list, tuple)):
                 value = list(value.unbind(dim=2))

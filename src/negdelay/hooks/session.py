@@ -114,7 +114,8 @@ class Session:
 
     def check_inputs(self, module, kwargs) -> None:
         """Refuse a denoiser call without the declared inputs; keep its keyword arguments on the running call
-        (``denoiser_kwargs``) for a declaration's ``guided`` that reads them (AnimateDiff ControlNet's ``guess_mode``)."""
+        (``denoiser_kwargs``) for a declaration's ``guided`` or ``pad`` that reads them (AnimateDiff ControlNet's
+        ``guess_mode``, Bria Fibo's ``txt_ids``)."""
         self.tracker.state.denoiser_kwargs = kwargs
         missing = [n for n in self.declaration.inputs if get_input(kwargs, n, _MISSING) is _MISSING]
         if missing:

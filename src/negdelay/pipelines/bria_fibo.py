@@ -45,7 +45,7 @@ def merge(own: dict, negative: dict, keys) -> dict:
     return {n: torch.cat([row[n] for row in rows]) for n in (TOKENS, LAYERS, MASK)}
 
 
-def PAD(parts, call=None, keys=None, kwargs=None) -> dict:
+def PAD(parts, call=None, keys=None) -> dict:
     """Each block cut to its own width (its longest real row) and zero-padded to the widest; the image columns of the
     joint mask appended (all set); no mask when every position is real; ``txt_ids`` of the new width."""
     masks = [_text_mask(part) for part in parts]
@@ -54,6 +54,7 @@ def PAD(parts, call=None, keys=None, kwargs=None) -> dict:
     fitted = [_fit(part, width, m, w) for part, m, w in zip(parts, masks, widths)]
     out = {n: torch.cat([f[n] for f in fitted]) for n in (TOKENS, LAYERS)}
     text = torch.cat([f[MASK] for f in fitted])
+    kwargs = call.denoiser_kwargs  # the denoiser call being re-padded
     image = kwargs["hidden_states"].shape[1]
     joint = torch.cat([text, text.new_ones(*text.shape[:-1], image)], dim=-1)
     out[MASK] = None if bool(joint.all()) else joint

@@ -45,10 +45,10 @@ class Declaration:
         decided once per pipeline call and denoiser. Default: the pipeline's ``do_classifier_free_guidance``.
     layout: batched mode: ``pipeline -> (blocks, unconditional block indices)`` for calls made of equal blocks of
         rows, read once per call. Default ``(2, (0,))``: ``[unconditional, conditional]``.
-    pad: batched mode, for pipelines that pad prompt and negative token rows to one width: ``(parts, call, keys,
-        kwargs) -> inputs`` joins the call's blocks (one ``{input: rows}`` per block, each padded as its source
-        padded it) as the stock pipeline pads them (``negdelay.pipelines.padding``; ``keys``: the step's plan, the
-        text of each unconditional row; ``kwargs``: the denoiser call's arguments); the unconditional blocks are
+    pad: batched mode, for pipelines that pad prompt and negative token rows to one width: ``(parts, call, keys)
+        -> inputs`` joins the call's blocks (one ``{input: rows}`` per block, each padded as its source padded it)
+        as the stock pipeline pads them (``negdelay.pipelines.padding``; ``keys``: the step's plan, the text of each
+        unconditional row; the denoiser call's arguments: ``call.denoiser_kwargs``); the unconditional blocks are
         swapped one by one and every block is re-padded, the conditional rows too.
     starts: the instance method whose call marks the start of a pipeline call (wrapped by ``apply``), or a tuple of
         them (one encoder per path: JoyImage Edit's text-only and image paths); ``call.started_by`` names the one

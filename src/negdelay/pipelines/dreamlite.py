@@ -26,7 +26,7 @@ _REPAD = rows_by_mask(TOKENS, MASK, fill=_fill)
 PROMPT = "prompt next to each text"  # encode's extra entry: the prompt's row of each text's stock batch
 
 
-def PAD(parts, call=None, keys=None, kwargs=None):
+def PAD(parts, call=None, keys=None):
     """``rows_by_mask``; where every unconditional row takes the same text, the conditional block (the last) takes
     the prompt row encoded next to that text, as in the stock batch."""
     negative = getattr(call, "negative", None) if call is not None else None

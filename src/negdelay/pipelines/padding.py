@@ -2,13 +2,13 @@
 rows to one common width before the denoising loop (Ernie-Image, DreamLite, Bria Fibo, JoyImage Edit Plus).
 
 A delayed negative of another token length than the pipeline's own then changes the width of EVERY block of the call,
-the conditional rows too. A pad rule ``pad(parts, call, keys, kwargs) -> inputs`` joins the call's blocks (``parts``:
-one dict ``{input: rows}`` per block, in block order, each padded as its source padded it) into the call's inputs padded
-as the stock pipeline pads them, so that a call whose unconditional rows all take the negative passes exactly what the
-stock pipeline passes with that ``negative_prompt``. ``call`` is the pipeline call's record (None inside a merge: the
-rows are re-padded by the join anyway), ``keys`` the step's plan (the text of each unconditional row, None: the
-pipeline's own), ``kwargs`` the denoiser call's keyword arguments (inputs that follow the width without being text: Bria
-Fibo's ``txt_ids``, which the rule may return too). Two kinds:
+the conditional rows too. A pad rule ``pad(parts, call, keys) -> inputs`` joins the call's blocks (``parts``: one dict
+``{input: rows}`` per block, in block order, each padded as its source padded it) into the call's inputs padded as the
+stock pipeline pads them, so that a call whose unconditional rows all take the negative passes exactly what the stock
+pipeline passes with that ``negative_prompt``. ``call`` is the pipeline call's record (None inside a merge: the rows
+are re-padded by the join anyway; its ``denoiser_kwargs`` are the keyword arguments of the denoiser call being
+re-padded, for inputs that follow the width without being text: Bria Fibo's ``txt_ids``, which the rule may return
+too), ``keys`` the step's plan (the text of each unconditional row, None: the pipeline's own). Two kinds:
 
 - ``rows_by_length`` / ``rows_by_mask``: each row's real tokens (its length, or where its mask is set; right-padded),
   every row padded to the longest real row of the call (Ernie-Image pads the whole call; DreamLite encodes the negative
@@ -45,7 +45,7 @@ def _real_width(mask: torch.Tensor) -> int:
 def rows_by_length(tokens: str, lengths: str) -> Callable:
     """Rows real up to ``lengths`` (Ernie-Image's ``text_bth`` / ``text_lens``), zero-padded to the longest."""
 
-    def pad(parts: Sequence[dict], call=None, keys=None, kwargs=None) -> dict:
+    def pad(parts: Sequence[dict], call=None, keys=None) -> dict:
         lens = torch.cat([part[lengths] for part in parts])
         width = int(lens.max()) if lens.numel() else 0
         rows = torch.cat([_widen(part[tokens], width) for part in parts])
@@ -59,7 +59,7 @@ def rows_by_mask(tokens: str, mask: str, fill: Callable | None = None) -> Callab
     """Rows real where ``mask`` is set (right-padded), padded to the longest with ``fill(call)`` (a token vector, or
     None for zeros) and mask 0 (DreamLite's ``text_pad_embedding``)."""
 
-    def pad(parts: Sequence[dict], call=None, keys=None, kwargs=None) -> dict:
+    def pad(parts: Sequence[dict], call=None, keys=None) -> dict:
         masks = [part[mask] for part in parts]
         width = max(int(m.bool().sum(dim=1).max()) if m.numel() else 0 for m in masks)
         vector = fill(call) if fill is not None and call is not None else None
@@ -79,7 +79,7 @@ def blocks_by_mask(tokens: str, mask: str, also: Sequence[str] = ()) -> Callable
     the inputs ``also`` (lists of per-layer token tensors, Bria Fibo's ``text_encoder_layers``) follow the same
     widths."""
 
-    def pad(parts: Sequence[dict], call=None, keys=None, kwargs=None) -> dict:
+    def pad(parts: Sequence[dict], call=None, keys=None) -> dict:
         widths = [_real_width(part[mask]) for part in parts]
         width = max(widths)
         out = {tokens: torch.cat([_widen(_widen(p[tokens], w), width) for p, w in zip(parts, widths)]),
