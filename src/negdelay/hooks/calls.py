@@ -39,12 +39,14 @@ class CallState(BaseState):
         self.ended = False
         self.base_index: int | None = None  # the scheduler's step index at the call's first denoiser call
         self.plan: list[tuple] | None = None
+        self.bar: _Bar | None = None  # the progress bar the plan was made for (steps="progress")
         self.negative: dict | None = None
         self.built: dict = {}
         self.calls: dict[str, int] = {}  # denoiser -> calls made (schedulers without step_index)
         self.in_step: dict[str, tuple] = {}  # denoiser -> (iteration, calls in it) for ordered mode
         self.guided: dict[str, bool] = {}  # denoiser -> guidance decision (batched mode)
         self.conditional: dict[str, tuple] = {}  # denoiser -> (iteration, text inputs) of its last conditional pass
+        self.uncond_keys: dict[str, tuple] = {}  # denoiser -> its last unconditional pass's plan keys (refill)
         self.denoiser_kwargs: dict = {}  # the running denoiser call's arguments (guided, pad read them)
         self.uncond_seen = False
         self.warned = False

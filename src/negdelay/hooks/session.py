@@ -82,7 +82,7 @@ class Session:
                 f"negdelay.apply: {type(self.pipeline).__name__} called its denoiser before opening its progress bar, "
                 "by which negdelay counts its steps"
             )
-        if getattr(call, "bar", None) is not bar:
+        if call.bar is not bar:
             call.bar, call.plan = bar, None
         return bar.step
 
@@ -353,10 +353,7 @@ class Session:
         last unconditional pass's (the start, the stop, a row's switch)."""
         if self.declaration.refill is None:
             return kwargs
-        held = getattr(self, "_held", None)
-        if held is None or held[0] is not call:
-            held = self._held = (call, {})
-        last, held[1][denoiser] = held[1].get(denoiser), keys
+        last, call.uncond_keys[denoiser] = call.uncond_keys.get(denoiser), keys
         return kwargs if last is None or last == keys else self.declaration.refill(dict(kwargs))
 
     def _read(self, kwargs: dict, name: str):
