@@ -22,22 +22,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .declaration import Declaration, register
+from .encoders import prompt_encoder
 from .guidance import by_encode_argument
 
 PROJECTION, TOKENS, MASK = "proj_embedding", "encoder_hidden_states", "attention_mask"
-
-
-def _like(tensor, current):
-    return tensor if current is None else tensor.to(device=current.device, dtype=current.dtype)
-
-
-def encode_as_prompt(pipeline, texts, current, call):
-    """The texts through ``_encode_prompt`` as prompts (this call's device; one row per text, no CFG half)."""
-    args = {**call.encode_args, "prompt": [t[0] for t in texts], "num_images_per_prompt": 1,
-            "do_classifier_free_guidance": False, "negative_prompt": None}
-    projection, tokens, mask = call.original("_encode_prompt")(**args)
-    return {PROJECTION: _like(projection, current.get(PROJECTION)), TOKENS: _like(tokens, current.get(TOKENS)),
-            MASK: _like(mask, current.get(MASK))}
 
 
 def negative_blocks(pipeline):
@@ -59,8 +47,8 @@ def negative_blocks(pipeline):
 
 
 PRIOR = Declaration(family="Kandinsky prior", mode="batched", inputs=(PROJECTION, TOKENS, MASK), denoisers=("prior",),
-                    encode=encode_as_prompt, guided=by_encode_argument, layout=negative_blocks,
-                    starts="_encode_prompt",
+                    encode=prompt_encoder({PROJECTION: 0, TOKENS: 1, MASK: 2}), guided=by_encode_argument,
+                    layout=negative_blocks, starts="_encode_prompt",
                     note="with a negative_prompt the negative's own image embedding (second output) follows the "
                          "delayed negative too")
 
