@@ -9,6 +9,7 @@ import torch
 import negdelay
 from contract_cases import call, case
 from contract_reference import substituting, text_inputs, watch
+from test_progress_steps import _recorded
 
 
 def _per_row_reference(c, own, mixed, first_step):
@@ -61,17 +62,9 @@ def test_a_fraction_is_of_each_progress_bar_of_its_own_length():
     plan is made anew for every bar (a plan kept from the first, longer bar would never switch in the later ones)."""
     c = case("SkyReelsV2DiffusionForcingPipeline")
     over = dict(num_frames=17, base_num_frames=9, overlap_history=5, ar_step=2)
-    with watch(c.pipe) as calls_a:
-        call(c, **over)
-    with watch(c.pipe) as calls_b:
-        call(c, negative=c.negatives(), **over)
-    bars, last = [], None
-    for step, *_ in calls_a:
-        if last is None or step < last:
-            bars.append(0)
-        bars[-1], last = max(bars[-1], step + 1), step
+    values, bars = _recorded(c, **over)
     assert len(set(bars)) > 1, f"bars of one length {bars}: nothing to tell apart"
-    with watch(c.pipe, _per_bar(text_inputs(calls_a, calls_b), [int(0.5 * n) for n in bars])):
+    with watch(c.pipe, _per_bar(values, [int(0.5 * n) for n in bars])):
         want = call(c, **over)
     with negdelay.apply(c.pipe, c.negatives(), start_fraction=0.5):
         got = call(c, **over)
