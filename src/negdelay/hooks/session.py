@@ -220,15 +220,14 @@ class Session:
         if self.no_cfg:
             call.conditional[denoiser] = (it, {n: self._read(kwargs, n) for n in self.declaration.inputs})
 
-    def _conditional(self, call: CallState, denoiser: str, it: int, current: dict, n_rows: int, blocks) -> dict:
+    def _conditional(self, call: CallState, denoiser: str, it: int, current: dict, n_rows: int, blocks,
+                     groups: dict) -> dict:
         """The conditional pass's text inputs for the rows of this unconditional pass: the conditional block of this
         call (batched: the first block that is not unconditional), or the conditional call of this step."""
         if blocks is not None:
             n_blocks, uncond = blocks
             b = next(b for b in range(n_blocks) if b not in uncond)
-            groups = self._groups(current)
-            return {n: None if t is None else t[b * n_rows // groups.get(n, 1) : (b + 1) * n_rows // groups.get(n, 1)]
-                    for n, t in current.items()}
+            return self._block_rows(current, b * n_rows, n_rows, groups)
         seen = call.conditional.get(denoiser)
         name = type(self.pipeline).__name__
         if seen is None or seen[0] != it:
@@ -291,6 +290,12 @@ class Session:
             out.append(group.pop())
         return out
 
+    @staticmethod
+    def _block_rows(current: dict, first: int, n_rows: int, groups: dict) -> dict:
+        """Rows ``first`` to ``first + n_rows`` of each input; of a ``grouped`` input, the rows of their groups."""
+        return {n: None if t is None else t[first // groups.get(n, 1) : (first + n_rows) // groups.get(n, 1)]
+                for n, t in current.items()}
+
     def _groups(self, current: dict) -> dict:
         """``{input: g}`` for the declaration's ``grouped`` inputs: ``g`` rows of the first input per row of it in
         this call (AnimateDiff SDXL: the frames per video)."""
@@ -328,11 +333,10 @@ class Session:
         groups = self._groups(current)
         if built is None:
             first = 0 if blocks is None else blocks[1][0] * n_rows
-            own = {n: None if t is None else t[first // groups.get(n, 1) : (first + n_rows) // groups.get(n, 1)]
-                   for n, t in current.items()}
+            own = self._block_rows(current, first, n_rows, groups)
             conditional = None
             if any(k is sch.CONDITIONAL for k in keys):
-                conditional = self._conditional(call, denoiser, it, current, n_rows, blocks)
+                conditional = self._conditional(call, denoiser, it, current, n_rows, blocks, groups)
             built = self._build(call, own, conditional, keys, groups)
             if not mixed:
                 call.built[(denoiser, keys)] = built
