@@ -482,7 +482,9 @@ def anima():
     return ModularCase(pipe, {"height": 32, "width": 32, "max_sequence_length": 16})
 
 
-def ernie_image():
+def ernie_image_parts() -> tuple:
+    """Tiny Ernie-Image components, modular and classic (tests/builders/ernie_image.py) alike: the toy tokenizer, a
+    2-layer ``Mistral3Model`` of width 16, a 1-layer ``ErnieImageTransformer2DModel`` (zero layers unzeroed)."""
     from diffusers import ErnieImageTransformer2DModel
     from transformers import Mistral3Config, Mistral3Model
 
@@ -497,6 +499,11 @@ def ernie_image():
     transformer = unzero(seeded(lambda: ErnieImageTransformer2DModel(
         hidden_size=16, num_attention_heads=1, num_layers=1, ffn_hidden_size=16, in_channels=16, out_channels=16,
         patch_size=1, text_in_dim=16, rope_theta=256, rope_axes_dim=(8, 4, 4), eps=1e-6, qk_layernorm=True)))
+    return tok, encoder, transformer
+
+
+def ernie_image():
+    tok, encoder, transformer = ernie_image_parts()
     pipe = modular("ErnieImageModularPipeline", text_encoder=encoder, tokenizer=tok, transformer=transformer,
                    vae=_flux2_vae(latent_channels=4), scheduler=_flow_match())
     return ModularCase(pipe, {"height": 32, "width": 32})

@@ -9,10 +9,9 @@ than the prompts, and one SHORTER than the pipeline's own negative (tests/test_r
 
 from __future__ import annotations
 
-from diffusers import ErnieImagePipeline, ErnieImageTransformer2DModel, FlowMatchEulerDiscreteScheduler
-from transformers import Mistral3Config, Mistral3Model
+from diffusers import ErnieImagePipeline, FlowMatchEulerDiscreteScheduler
 
-from builders_modular import _flux2_vae, _t5_tokenizer, seeded, unzero
+from builders_modular import _flux2_vae, ernie_image_parts
 from contract_case import Case
 
 CALL = dict(height=32, width=32, guidance_scale=4.0, output_type="latent")
@@ -22,19 +21,9 @@ LONG = ("ugly blurry photo with extra fingers", "bad hands blurry photo of the d
 
 
 def _pipe() -> ErnieImagePipeline:
-    tokenizer = _t5_tokenizer()
-    config = Mistral3Config(
-        text_config={"model_type": "mistral", "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "vocab_size": len(tokenizer)},
-        vision_config={"model_type": "pixtral", "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "head_dim": 8, "image_size": 16, "patch_size": 4},
-        vocab_size=len(tokenizer))
-    transformer = unzero(seeded(lambda: ErnieImageTransformer2DModel(
-        hidden_size=16, num_attention_heads=1, num_layers=1, ffn_hidden_size=16, in_channels=16, out_channels=16,
-        patch_size=1, text_in_dim=16, rope_theta=256, rope_axes_dim=(8, 4, 4), eps=1e-6, qk_layernorm=True)))
-    pipe = ErnieImagePipeline(transformer=transformer, vae=_flux2_vae(latent_channels=4),
-                              text_encoder=seeded(lambda: Mistral3Model(config)), tokenizer=tokenizer,
-                              scheduler=FlowMatchEulerDiscreteScheduler())
+    tokenizer, encoder, transformer = ernie_image_parts()
+    pipe = ErnieImagePipeline(transformer=transformer, vae=_flux2_vae(latent_channels=4), text_encoder=encoder,
+                              tokenizer=tokenizer, scheduler=FlowMatchEulerDiscreteScheduler())
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
