@@ -140,7 +140,8 @@ def cfg_sweep(pipe, seeds: int, scales=(1.0, 3.0, 5.0, 7.5, 9.0), steps: int = 2
             prompts = [world.plain_prompt(c, world.SHAPES[i % 3]) for i in range(seeds)]
             gens = [torch.Generator().manual_seed(10_000 + i) for i in range(seeds)]
             with torch.no_grad():
-                im = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens, output_type="np").images
+                im = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens,
+                          output_type="np").images
             judged = detect.judge_batch((np.clip(im, 0, 1) * 255).round().astype(np.uint8))["colour"]
             row[c] = {"right": float(np.mean([j == c for j in judged])),
                       "judged": {k: int(sum(j == k for j in judged)) for k in set(map(str, judged))}}
@@ -167,8 +168,8 @@ def main(argv=None):
         return
     pipe = load_pipeline(path=args.model)
     t0 = time.time()
-    res = {"vae": vae_roundtrip(pipe), "tokens": tokenization(pipe), "text": text_distances(pipe), "data": data_shares(),
-           "vae_extrapolation": vae_extrapolation(pipe.vae)}
+    res = {"vae": vae_roundtrip(pipe), "tokens": tokenization(pipe), "text": text_distances(pipe),
+           "data": data_shares(), "vae_extrapolation": vae_extrapolation(pipe.vae)}
     if not args.skip_cfg:
         res["cfg"] = cfg_sweep(pipe, args.seeds)
     res["seconds"] = round(time.time() - t0, 1)

@@ -8,7 +8,13 @@ Its UNet call holds the tokens once per frame (``2 * B * F`` rows) and the poole
 from __future__ import annotations
 
 import torch
-from diffusers import AnimateDiffSDXLPipeline, DDIMScheduler, EulerDiscreteScheduler, MotionAdapter, UNet2DConditionModel
+from diffusers import (
+    AnimateDiffSDXLPipeline,
+    DDIMScheduler,
+    EulerDiscreteScheduler,
+    MotionAdapter,
+    UNet2DConditionModel,
+)
 
 from contract_case import Case
 from negdelay.toy.tokenizer import make_tokenizer
@@ -24,7 +30,8 @@ def _unet():
         block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=2 * HIDDEN, norm_num_groups=4, attention_head_dim=4, use_linear_projection=True,
-        addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=8 * 6 + HIDDEN,
+        addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=8 * 6 + HIDDEN,
     ).eval()
 
 

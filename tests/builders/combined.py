@@ -92,7 +92,8 @@ def stable_cascade() -> Case:
     pipe = StableCascadeCombinedPipeline(
         tokenizer=decoder.tokenizer, text_encoder=decoder.text_encoder, decoder=decoder.decoder,
         scheduler=DDPMWuerstchenScheduler(), vqgan=decoder.vqgan, prior_prior=prior.prior,
-        prior_text_encoder=prior.text_encoder, prior_tokenizer=prior.tokenizer, prior_scheduler=DDPMWuerstchenScheduler())
+        prior_text_encoder=prior.text_encoder, prior_tokenizer=prior.tokenizer,
+        prior_scheduler=DDPMWuerstchenScheduler())
     return Case(_quiet(pipe), call=dict(height=64, width=64, prior_num_inference_steps=STEPS, prior_guidance_scale=4.0,
                                         decoder_guidance_scale=4.0, output_type="latent"),
                 steps=STEPS, full_grid=False, no_cfg=dict(prior_guidance_scale=1.0, decoder_guidance_scale=1.0))

@@ -21,7 +21,8 @@ def scheduler(pipe=None) -> HeliosScheduler:
 
 def euler(pipe=None) -> HeliosScheduler:
     """A second scheduler: the Helios scheduler's Euler solver."""
-    return HeliosScheduler(stages=2, stage_range=[0, 0.5, 1], gamma=0.25, use_dynamic_shifting=True, scheduler_type="euler")
+    return HeliosScheduler(stages=2, stage_range=[0, 0.5, 1], gamma=0.25, use_dynamic_shifting=True,
+                           scheduler_type="euler")
 
 
 class _Pyramid(HeliosPyramidPipeline):

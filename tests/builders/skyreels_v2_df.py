@@ -47,8 +47,8 @@ def df_i2v() -> Case:
 def df_v2v() -> Case:
     """Video-to-video: the input video's latents are a clean prefix, then new frames (9 frames from 5)."""
     pipe = _pipe(SkyReelsV2DiffusionForcingVideoToVideoPipeline, transformer=_transformer())
-    return Case(pipe, call=dict(CALL, video=video(), num_frames=9, overlap_history=5), schedulers=(lambda p: unipc(),), images_arg=None,
-                full_grid=False)
+    return Case(pipe, call=dict(CALL, video=video(), num_frames=9, overlap_history=5), schedulers=(lambda p: unipc(),),
+                images_arg=None, full_grid=False)
 
 
 CASES = {
