@@ -210,8 +210,8 @@ def session_of(pipeline) -> Session | None:
 
 
 def running_call(pipeline):
-    """The state of ``pipeline``'s running call (its ``encode_args``), or None where nothing is applied: for a
-    declaration's ``layout`` that depends on the call's arguments."""
+    """The state of ``pipeline``'s running call (its ``encode_args``), or None where nothing is applied: for a part
+    of a wrapper that encodes with another part's call (Stable Cascade's decoder, with its prior's)."""
     session = session_of(pipeline)
     return None if session is None else session.tracker.state
 

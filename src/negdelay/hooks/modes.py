@@ -140,7 +140,7 @@ class BatchedHook(DelayedNegativeHook):
         guided = declaration.guided
         on = guided(pipeline, call, self.denoiser, total) if guided else bool(
             getattr(pipeline, "do_classifier_free_guidance", False))
-        blocks, uncond = declaration.layout(pipeline) if declaration.layout else self.layout
+        blocks, uncond = declaration.layout(pipeline, call) if declaration.layout else self.layout
         return (total, blocks, uncond) if on and total % blocks == 0 else None
 
 

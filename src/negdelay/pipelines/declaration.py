@@ -43,8 +43,8 @@ class Declaration:
     merge: ``(own, negative, keys) -> inputs``: rows from the pipeline's own pass (key None) or the negative's.
     guided: batched mode: ``(pipeline, call, denoiser, rows) -> bool``, whether this call holds unconditional rows;
         decided once per pipeline call and denoiser. Default: the pipeline's ``do_classifier_free_guidance``.
-    layout: batched mode: ``pipeline -> (blocks, unconditional block indices)`` for calls made of equal blocks of
-        rows, read once per call. Default ``(2, (0,))``: ``[unconditional, conditional]``.
+    layout: batched mode: ``(pipeline, call) -> (blocks, unconditional block indices)`` for calls made of equal
+        blocks of rows, read once per call. Default ``(2, (0,))``: ``[unconditional, conditional]``.
     pad: batched mode, for pipelines that pad prompt and negative token rows to one width: ``(parts, call, keys)
         -> inputs`` joins the call's blocks (one ``{input: rows}`` per block, each padded as its source padded it)
         as the stock pipeline pads them (``negdelay.pipelines.padding``; ``keys``: the step's plan, the text of each

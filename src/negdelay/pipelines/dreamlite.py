@@ -59,10 +59,8 @@ def guided(pipeline, call, denoiser, total) -> bool:
     return pipeline.guidance_scale != 1 or (_editing(call) and pipeline.image_guidance_scale != 1)
 
 
-def layout(pipeline):
-    from ..hooks.api import running_call
-
-    return (3, (0, 1)) if _editing(running_call(pipeline)) else (2, (0,))
+def layout(pipeline, call):
+    return (3, (0, 1)) if _editing(call) else (2, (0,))
 
 
 register(Declaration(family="DreamLite", mode="batched", inputs=(TOKENS, MASK), denoisers=("unet",), encode=encode,

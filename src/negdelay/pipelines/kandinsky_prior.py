@@ -28,14 +28,13 @@ from .guidance import by_encode_argument
 PROJECTION, TOKENS, MASK = "proj_embedding", "encoder_hidden_states", "attention_mask"
 
 
-def negative_blocks(pipeline):
+def negative_blocks(pipeline, call):
     """``[uncond(prompts), uncond(negatives), prompts, negatives]`` when the call was given a negative_prompt (its
     ``_encode_prompt`` got one), else ``[unconditional, conditional]``. ``before="no_cfg"`` is refused with a
     negative_prompt: the negatives' rows would take the prompts' text (the first conditional block), not their own."""
-    from ..hooks.api import running_call, session_of
+    from ..hooks.api import session_of
 
-    call = running_call(pipeline)
-    if call is None or call.encode_args.get("negative_prompt") is None:
+    if call.encode_args.get("negative_prompt") is None:
         return 2, (0,)
     if session_of(pipeline).no_cfg:
         raise ValueError(

@@ -25,7 +25,7 @@ def edit_guided(pipeline, call, denoiser, rows) -> bool:
     return "editing_prompt_embeds" in args and bool(args.get("enable_edit_guidance"))
 
 
-def edit_blocks(pipeline):
+def edit_blocks(pipeline, call):
     """``[unconditional, edit 1, ..., edit n]``."""
     return 1 + int(pipeline.enabled_editing_prompts), (0,)
 

@@ -19,7 +19,7 @@ TOKENS = "encoder_hidden_states"
 
 register(
     Declaration(family="Lumina", mode="batched", inputs=(TOKENS, "encoder_mask"), guided=by_encode_argument,
-                layout=lambda pipeline: (2, (1,)),
+                layout=lambda pipeline, call: (2, (1,)),
                 encode=negative_path({TOKENS: 2, "encoder_mask": 3},
                                      {"prompt_embeds": TOKENS, "prompt_attention_mask": "encoder_mask"}),
                 note="rows [conditional, unconditional]; a negative longer than the prompt is cut to its length"),

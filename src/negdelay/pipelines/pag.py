@@ -16,7 +16,7 @@ from .own_negative import negative_path
 from .sana import MASK, TOKENS, encode_without_instruction
 
 
-def pag_layout(pipeline):
+def pag_layout(pipeline, call):
     """Three blocks with CFG and PAG, two with CFG alone; the unconditional rows are the first block."""
     return (3, (0,)) if getattr(pipeline, "do_perturbed_attention_guidance", False) else (2, (0,))
 

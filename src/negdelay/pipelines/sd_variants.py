@@ -45,7 +45,7 @@ register(Declaration(
 ), "StableDiffusionLatentUpscalePipeline")
 
 
-def _pix2pix_layout(pipeline):
+def _pix2pix_layout(pipeline, call):
     """``[text, image-only, unconditional]``: the negative text is in the second and third blocks."""
     return 3, (1, 2)
 

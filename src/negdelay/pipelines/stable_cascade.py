@@ -18,7 +18,7 @@ from .encoders import prompt_encoder
 TOKENS, POOLED = "clip_text", "clip_text_pooled"
 
 
-def second_block_unconditional(pipeline):
+def second_block_unconditional(pipeline, call):
     """``[conditional, unconditional]``."""
     return 2, (1,)
 
