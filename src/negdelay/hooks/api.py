@@ -112,15 +112,17 @@ def apply(
     return _apply_declared(pipeline, declaration, negative_prompt, **schedule, **more_prompts)
 
 
-def _apply_declared(pipeline, declaration, negative_prompt, *, start_step=None, start_fraction=None, start_sigma=None,
-                    stop_step=None, stop_fraction=None, stop_sigma=None, start_percent=None, stop_percent=None,
-                    before="unconditional", segments=None, **more_prompts) -> Applied:
+def _apply_declared(pipeline, declaration, negative_prompt, **arguments) -> Applied:
     """``apply`` with the declaration that serves ``pipeline`` (a wrapper's part may be served by its own)."""
     if declaration.parts:
-        schedule = dict(start_step=start_step, start_fraction=start_fraction, start_sigma=start_sigma,
-                        stop_step=stop_step, stop_fraction=stop_fraction, stop_sigma=stop_sigma,
-                        start_percent=start_percent, stop_percent=stop_percent, before=before, segments=segments)
-        return _apply_parts(pipeline, declaration, negative_prompt, **schedule, **more_prompts)
+        return _apply_parts(pipeline, declaration, negative_prompt, **arguments)
+    return _apply_one(pipeline, declaration, negative_prompt, **arguments)
+
+
+def _apply_one(pipeline, declaration, negative_prompt, *, start_step=None, start_fraction=None, start_sigma=None,
+               stop_step=None, stop_fraction=None, stop_sigma=None, start_percent=None, stop_percent=None,
+               before="unconditional", segments=None, **more_prompts) -> Applied:
+    """``apply`` on a pipeline its declaration serves directly: hooks on its denoisers, one session."""
     unknown = sorted(set(more_prompts) - set(declaration.prompts))
     if unknown:
         raise TypeError(
