@@ -304,9 +304,9 @@ class Session:
         total = count(current[self.declaration.inputs[0]])
         groups = {}
         for name in self.declaration.grouped:
-            rows = None if current.get(name) is None else count(current[name])
-            if rows is None:
+            if current.get(name) is None:
                 continue
+            rows = count(current[name])
             if rows == 0 or total % rows:
                 raise ValueError(
                     f"negdelay.apply: {type(self.pipeline).__name__} passes {rows} rows of {name} for {total} rows of "
