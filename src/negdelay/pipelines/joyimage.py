@@ -13,8 +13,6 @@ wider of the two: a delayed negative of another width re-pads the prompt's block
 
 from __future__ import annotations
 
-import torch
-
 from .declaration import Declaration, register
 from .encoders import prompt_encoder
 from .padding import blocks_by_mask, merge_blocks
@@ -22,16 +20,10 @@ from .padding import blocks_by_mask, merge_blocks
 TOKENS = "encoder_hidden_states"
 
 
-def zero_padded_rows(own: dict, negative: dict, keys) -> dict:
-    """Row ``r`` from the pipeline's own pass (key None) or negative ``key``; rows of different widths (per-row
-    schedules mixing the two) are right-padded with zeros to the widest, as the text-only path pads a batch."""
-    rows = [own[TOKENS][r] if k is None else negative[TOKENS][k] for r, k in enumerate(keys)]
-    width = max(row.shape[0] for row in rows)
-    return {TOKENS: torch.stack([torch.cat([row, row.new_zeros(width - row.shape[0], row.shape[1])]) for row in rows])}
-
-
+# rows of different widths (per-row schedules mixing own and delayed negative) are right-padded with zeros to the
+# widest, as the text-only path pads a batch
 JOYIMAGE_EDIT = Declaration(
-    family="JoyImage", mode="ordered", inputs=(TOKENS,), encode=prompt_encoder({TOKENS: 0}), merge=zero_padded_rows,
+    family="JoyImage", mode="ordered", inputs=(TOKENS,), encode=prompt_encoder({TOKENS: 0}), merge=merge_blocks(TOKENS),
     starts=("encode_prompt", "encode_prompt_multiple_images"),
     note="unconditional pass: the second transformer call of each step; the negative is encoded by the path the "
          "call took (with the reference image when editing)",

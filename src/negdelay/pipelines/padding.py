@@ -105,14 +105,14 @@ def merge_rows(pad: Callable) -> Callable:
     return merge
 
 
-def merge_blocks(tokens: str, mask: str) -> Callable:
-    """A declaration's ``merge`` for ``blocks_by_mask``: rows of one source as that source padded them; rows of both
-    zero-padded (mask 0) to the wider source."""
+def merge_blocks(tokens: str, *masks: str) -> Callable:
+    """A declaration's ``merge`` for ``blocks_by_mask`` (or for tokens without a mask, zero-padded like a batch):
+    rows of one source as that source padded them; rows of both zero-padded (``masks``: 0) to the wider source."""
 
     def merge(own: dict, negative: dict, keys) -> dict:
         picked = [(own, r) if k is None else (negative, k) for r, k in enumerate(keys)]
         width = max(source[tokens].shape[1] for source, _ in picked)
         return {name: torch.cat([_widen(source[name][i : i + 1], width) for source, i in picked])
-                for name in (tokens, mask)}
+                for name in (tokens, *masks)}
 
     return merge
