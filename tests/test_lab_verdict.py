@@ -26,9 +26,9 @@ def test_verdicts_name_removal_and_change_against_stock():
     assert v["stock"]["removal"]["word"] == "removes the dot" and v["stock"]["removal"]["diff"] == -1.0
     assert "change" not in v["stock"]
     assert v["late"]["removal"]["word"] == "removes as much as stock"
-    assert v["late"]["change"]["word"] == "changes less" and v["late"]["change"]["high"] < 1
+    assert v["late"]["change"]["word"] == "changes less than stock" and v["late"]["change"]["high"] < 1
     assert v["weak"]["removal"]["word"] == "removes less than stock" and v["weak"]["removal"]["low"] > 0
-    assert v["weak"]["change"]["word"] == "changes more"
+    assert v["weak"]["change"]["word"] == "changes more than stock"
     text = verdict.line(v["late"])
     assert text.startswith("delayed, step 3: removes as much as stock (dot +0 pp vs stock")
     assert "changes less than stock (pixel change x0.5" in text
@@ -36,7 +36,7 @@ def test_verdicts_name_removal_and_change_against_stock():
 
 def test_without_the_detector_only_change_is_judged():
     v = verdict.verdicts(_columns(), {k: k for k in _columns()}, detector=False)
-    assert "removal" not in v["late"] and v["late"]["change"]["word"] == "changes less"
+    assert "removal" not in v["late"] and v["late"]["change"]["word"] == "changes less than stock"
     assert verdict.line(v["stock"]) == "stock: " + "  (n=40, 95% intervals)"
 
 

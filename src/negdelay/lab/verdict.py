@@ -40,7 +40,8 @@ def removal(column: list[dict], reference: list[dict], vs: str = "stock") -> dic
 def change(column: list[dict], stock: list[dict]) -> dict:
     """Mean pixel distance to no negative of ``column`` over the stock negative's, with its interval and a word."""
     r = M.paired_ratio([x["pixel_distance"] for x in column], [x["pixel_distance"] for x in stock])
-    r["word"] = _side(r["low"], r["high"], 1.0, "changes less", "changes more", "changes as much")
+    r["word"] = _side(r["low"], r["high"], 1.0, "changes less than stock", "changes more than stock",
+                      "changes as much as stock")
     return r
 
 
@@ -69,8 +70,7 @@ def line(v: dict) -> str:
                      f"{100 * r['high']:+.0f}])")
     if "change" in v:
         c = v["change"]
-        parts.append(f"{c['word']} than stock (pixel change x{c['ratio']:.2f} [{c['low']:.2f}-{c['high']:.2f}])"
-                     .replace("as much than", "as much as"))
+        parts.append(f"{c['word']} (pixel change x{c['ratio']:.2f} [{c['low']:.2f}-{c['high']:.2f}])")
     return f"{v['label']}: " + "; ".join(parts) + f"  (n={v['n']}, 95% intervals)"
 
 
