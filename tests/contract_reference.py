@@ -149,16 +149,18 @@ def _structure(value):
     return [_structure(v) for v in value] if isinstance(value, (list, tuple)) else tuple(value.shape)
 
 
+def by_slot(calls) -> dict[tuple[str, int], list[dict]]:
+    """A run's recorded calls grouped by ``(model, slot)``: each slot's keyword arguments, in step order."""
+    slots: dict[tuple[str, int], list[dict]] = {}
+    for _step, model, slot, kw in calls:
+        slots.setdefault((model, slot), []).append(kw)
+    return slots
+
+
 def text_inputs(calls_a, calls_b) -> dict[tuple[str, int], dict[str, object]]:
     """``{(model, slot): {input name: (A's value, B's value)}}`` for the inputs that are constant over the slot's
     calls in both runs (calls where the input has another structure -- CFG truncation drops the unconditional
     entries -- do not count) and differ between them. Each slot must be called at two steps at least."""
-    def by_slot(calls):
-        slots = {}
-        for step, model, slot, kw in calls:
-            slots.setdefault((model, slot), []).append(kw)
-        return slots
-
     a, b = by_slot(calls_a), by_slot(calls_b)
     assert a.keys() == b.keys(), f"runs A and B call different model slots: {sorted(a)} vs {sorted(b)}"
     found = {}

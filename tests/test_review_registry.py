@@ -34,7 +34,7 @@ import torch
 
 import negdelay
 from contract_cases import all_cases
-from contract_reference import _get, _set, _structure, substituting, text_inputs, watch
+from contract_reference import _get, _set, _structure, by_slot, substituting, text_inputs, watch
 
 NEGS = ["blurry hat", "ugly dog"]
 UNEQUAL = ["blurry", "ugly bad hands with extra fingers"]  # 1 and 6 words: masks and widths differ
@@ -359,12 +359,6 @@ def test_per_encoder_negatives_equal_the_reference(name, more):
 def _absent_in_one_run(calls_a, calls_b):
     """``{(model, slot): {name: B's value or None}}`` for the inputs a slot gets in one run only (``None`` or not
     passed in the other), constant over the slot's calls: the contract's ``text_inputs`` does not see them."""
-    def by_slot(calls):
-        slots = {}
-        for step, model, slot, kw in calls:
-            slots.setdefault((model, slot), []).append(kw)
-        return slots
-
     a, b = by_slot(calls_a), by_slot(calls_b)
     found = {}
     for key in a:
