@@ -298,14 +298,14 @@ def _tree(root: Path):
 
 
 def test_cli_default_schedules_fit_a_short_run(tmp_path):
-    """With no schedules and --steps 4, the defaults (0.15 and 0.3 of the run, at least step 1) give one delayed
+    """With no schedules and --steps 4, the defaults (0.1 and 0.3 of the run, at least step 1) give one delayed
     column, from step 1 -- not an error about a schedule the user never wrote."""
     out = tmp_path / "cmp"
     r = CliRunner().invoke(app, ["compare", "--steps", "4", "--seeds", "0", "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     import json
 
-    cols = json.loads((out / "summary.json").read_text())["pairs"]["red-circle"]["columns"]
+    cols = json.loads((out / "summary.json").read_text())["pairs"]["yellow-circle"]["columns"]
     assert list(cols) == ["none", "stock", "delayed-step-1"]
 
 

@@ -36,7 +36,7 @@ def test_compare_on_the_embedded_model(tmp_path):
     assert len(summary["pairs"]) == 3
     for pair in summary["pairs"].values():
         cols = pair["columns"]
-        # no schedules given: the default fractions 0.15 and 0.3 of the run, as steps (int(0.15 * 8), int(0.3 * 8))
+        # no schedules given: the default fractions 0.1 and 0.3 of the run, as steps (max(1, int(0.1 * 8)), int(0.3 * 8))
         assert list(cols) == ["none", "stock", "delayed-step-1", "delayed-step-2"]
         for c in cols.values():  # detector rates per column, with intervals
             assert c["n"] == 2 and 0 <= c["dot"]["low"] <= c["dot"]["rate"] <= c["dot"]["high"] <= 1
@@ -47,10 +47,10 @@ def test_compare_on_the_embedded_model(tmp_path):
     assert all((out / p).is_file() for p in paths)
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert on_disk == paths | {"manifest.json"}  # every file is in the manifest, and nothing else is there
-    grid = out / "red-circle" / "grid.png"
+    grid = out / "yellow-circle" / "grid.png"
     assert grid.is_file()
-    prompt, negative, params = parse_infotext(read_parameters(out / "red-circle" / "seed-1_delayed-step-2.png"))
-    assert (prompt, negative) == ("a red circle", "with a dot")
+    prompt, negative, params = parse_infotext(read_parameters(out / "yellow-circle" / "seed-1_delayed-step-2.png"))
+    assert (prompt, negative) == ("a yellow circle", "with a dot")
     assert params["Seed"] == "1" and params["Steps"] == "8" and params["Sampler"] == "PLMS"
     assert params["Size"] == "32x32" and params["Model"] == "negdelay-toy" and "step 2" in params["Negative schedule"]
     md = (out / "summary.md").read_text()

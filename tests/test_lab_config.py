@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_shipped_configs_validate():
     toy = build("compare", ROOT / "configs/toy.yaml")
     assert toy.model == "toy" and len(toy.pairs) == 4 and toy.seeds == list(range(16))
-    assert [s.text() for s in toy.schedules] == ["step:3", "step:6", "fraction:0.5"]
+    assert [s.text() for s in toy.schedules] == ["step:2", "step:6", "fraction:0.5"]
     pizza = build("compare", ROOT / "configs/seed-pizza.yaml")
     assert (pizza.steps, pizza.guidance_scale, pizza.height, pizza.width, pizza.scheduler) == (50, 7.5, 512, 512, "pndm")
     assert [p.prompt for p in pizza.pairs] == ["girl eating pizza", "girl eating pizza", "girl eating pizza wearning glasses"]
@@ -143,7 +143,7 @@ def test_seed_ranges_are_bounded_and_counted_before_they_are_built():
 
 def test_default_schedules_fit_the_steps_of_the_run():
     """Issue 15: with no schedules and --steps 4 the default 'step:6' failed, a schedule the user never wrote."""
-    assert [s.text() for s in build("compare").schedules] == ["step:3", "step:6"]  # 0.15 and 0.3 of 20 steps
+    assert [s.text() for s in build("compare").schedules] == ["step:2", "step:6"]  # 0.1 and 0.3 of 20 steps
     assert [s.text() for s in build("compare", steps=4).schedules] == ["step:1"]
     assert [s.text() for s in build("compare", steps=8).schedules] == ["step:1", "step:2"]
     for steps in range(2, 60):

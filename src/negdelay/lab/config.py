@@ -430,18 +430,21 @@ class GenerateConfig(Common):
         return self
 
 
-# Built-in pairs for the embedded model: prompts that do not name the dot, negatives naming it.
+# Built-in pairs for the embedded model: prompts that do not name the dot, negatives naming it. Prompts that carry
+# the dot without a negative on the shipped (second) model, so that every grid has something to remove: in the
+# study's PNDM 20-step cell (200 seeds) the no-negative dot rate was blue triangle 15/16, yellow circle 13/17, green
+# square 7/17, and red objects 0-2/17 (docs/toy-model.md, "Dot by colour").
 TOY_PAIRS = (
-    Pair(prompt="a red circle", negative="with a dot", name="red-circle"),
-    Pair(prompt="a blue square", negative="with a dot", name="blue-square"),
-    Pair(prompt="a green triangle", negative="with a dot", name="green-triangle"),
+    Pair(prompt="a yellow circle", negative="with a dot", name="yellow-circle"),
+    Pair(prompt="a blue triangle", negative="with a dot", name="blue-triangle"),
+    Pair(prompt="a green square", negative="with a dot", name="green-square"),
 )
 TOY_COMPARE_SEEDS = 8  # `negdelay compare` on the toy model without --seeds: seeds 0-7 (other models: Common's 0-3)
 # Default schedules when none are given: these fractions of the run, as start steps, at least step 1 (a step-end
-# callback cannot change step 0), without duplicates. Chosen from the first embedded model's study (start around
-# 15-20 % of the run); on the second model removal close to stock needs 5-10 % (docs/study.md), so on the toy model
-# the two defaults show the trade-off (less removal, less change) rather than the closest match to stock.
-TOY_FRACTIONS = (0.15, 0.3)  # steps 3 and 6 at 20 steps
+# callback cannot change step 0), without duplicates. From the second embedded model's study (docs/study.md,
+# question 2): removal close to stock needs a start at 5-10 % of the run, and by 30 % a third of the removal is
+# traded for less change -- so the two defaults show one of each.
+TOY_FRACTIONS = (0.1, 0.3)  # steps 2 and 6 at 20 steps
 DEFAULT_FRACTIONS = (0.2,)
 
 
