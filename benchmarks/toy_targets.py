@@ -105,6 +105,7 @@ def main(argv=None):
             "both": float((col & shp).mean()),
             "dot": float(j["dot"].mean()),
             "dot_by_shape": {s: float(j["dot"][np.array(shapes) == s].mean()) for s in world.SHAPES},
+            "dot_by_colour": {c: float(j["dot"][np.array(colours) == c].mean()) for c in world.COLOURS},
             "cells": {f"{c} {s}": {"colour": float(col[sel].mean()), "shape": float(shp[sel].mean()),
                                     "both": float((col & shp)[sel].mean()), "n": int(sel.sum())}
                       for c in world.COLOURS for s in world.SHAPES
@@ -129,6 +130,10 @@ def main(argv=None):
     cells = res["plain"]["cells"]
     for c in world.COLOURS:
         print(f"  {c:<7s}" + "  ".join(f"{s} {100 * cells[f'{c} {s}']['both']:5.1f} %" for s in world.SHAPES))
+    print()
+    print("dot present by colour (all shapes):")
+    for name, r in res.items():
+        print(f"  {name:<9s}" + "  ".join(f"{c} {100 * r['dot_by_colour'][c]:5.1f} %" for c in world.COLOURS))
     print()
     print("targets (issue 13):")
     for line in target_lines(res):
