@@ -48,24 +48,25 @@ from .families import SD, run_facts
 
 #: the signals ``signal()`` computes; the callback decides on one of them
 SIGNALS = ("align", "focus", "cancel")
-DEFAULT_SIGNAL = "align"
-#: fitted on the embedded model (DDIM, 20 steps, 200 seeds; docs/study.md). Measured: within one step of the per-image
-#: oracle on 30 % of the images in sample and 3-6 % held out -- the signal does not find the critical step; in this
-#: mode it only decides *whether* an image gets the negative (at 0.8 of the run), which saves change on images that
-#: do not need it.
-DEFAULT_THRESHOLD = 0.2784
+#: fitted on the shipped embedded model (the second, 2026-12-01; DDIM, 20 steps, 200 seeds; ``python -m negdelay.study
+#: calibrate``, docs/study.md question 7). Measured: within one step of the per-image oracle on 38.7 % of the images in
+#: sample, 28-30 % held out across seeds -- the signal does not find the critical step well; it switches a row when
+#: the negative's change concentrates (``"focus"``), else at 0.8 of the run. (The first model's fit was align /
+#: 0.2784 / latest / never: 30 % in sample.)
+DEFAULT_SIGNAL = "focus"
+DEFAULT_THRESHOLD = 0.4506
 DEFAULT_MAX_FRACTION = 0.8
-DEFAULT_WHEN = "latest"
-DEFAULT_FALLBACK = "never"
-#: the detector rule's calibration (embedded model, DDIM 20 steps, 200 seeds, the world's ``study.signals.dot_score``
-#: as detector; ``python -m negdelay.study calibrate``): the rise of the accessory score above its lowest value since
-#: ``min_step`` that switches a row. In units of that detector's score: another detector needs its own calibration.
-#: Measured (in sample / held out over seeds, blocks folds): within one step of the oracle 57.6 % / 49-54 %.
-DEFAULT_RISE = 0.22
-DEFAULT_RISE_MIN_STEP = 5
-#: the same with ``lookahead=True``: 69.7 % in sample / 63-68 % held out; +75.8 % UNet rows (vs +30.7 %)
-DEFAULT_LOOKAHEAD_RISE = 0.36
-DEFAULT_LOOKAHEAD_MIN_STEP = 2
+DEFAULT_WHEN = "first"
+DEFAULT_FALLBACK = "max"
+#: the detector rule's calibration (the same model, cell and seeds, the world's ``study.signals.dot_score`` as
+#: detector): the rise of the accessory score above its lowest value since ``min_step`` that switches a row. In units
+#: of that detector's score: another detector needs its own calibration. Measured (in sample / held out over seeds,
+#: blocks folds): within one step of the oracle 40.0 % / 32-34 %. (First model: 0.22 from step 5, 57.6 %.)
+DEFAULT_RISE = 0.24
+DEFAULT_RISE_MIN_STEP = 2
+#: the same with ``lookahead=True``: 60.0 % in sample / 54-56 % held out (first model: 0.36 from step 2, 69.7 %)
+DEFAULT_LOOKAHEAD_RISE = 0.20
+DEFAULT_LOOKAHEAD_MIN_STEP = 1
 
 
 def signal(eps_u: torch.Tensor, eps_c: torch.Tensor, eps_n: torch.Tensor, kind: str = DEFAULT_SIGNAL) -> torch.Tensor:
@@ -258,7 +259,7 @@ class AutoDelayedNegative(PipelineCallback):
     Args:
         negative_prompt: the negative (one str for every row).
         threshold: the signal value at which a row switches (see ``signal``).
-        signal_kind: ``"align"`` (default) or ``"focus"``.
+        signal_kind: ``"focus"`` (default), ``"align"`` or ``"cancel"``.
         max_fraction: the latest start, as a fraction of the run's steps (step ``int(f * N)``); a row whose signal has
             not fired by then switches there (``fallback="max"``) or never (``fallback="never"``).
         min_step: the earliest start step allowed (>= 1; default 1; with a ``detector`` ``DEFAULT_RISE_MIN_STEP``, or
