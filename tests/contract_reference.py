@@ -4,7 +4,8 @@ Two stock runs are recorded, model call by model call: A with the pipeline's own
 ``negative_prompt``. The text-carrying inputs are found as the keyword arguments that are constant over a call slot
 (model, position within the step) in both runs and differ between them; the reference is the stock run A whose
 models get B's values of exactly those inputs (only the differing rows, or the whole value where its shape differs)
-at the calls of chosen progress-bar steps, counted with the pipeline's own progress bar.
+at the calls of chosen progress-bar steps, counted with the pipeline's own progress bar (a pipeline that loops
+over its scheduler's timesteps with ``tqdm`` directly, once per chunk: by the items of each such loop, ``_ChunkSteps``).
 
 A pipeline that calls other pipelines (a combined pipeline's prior, then its decoder) counts each loop's steps with
 that pipeline's progress bar; models that run one after another are judged in that order (``staged_text_inputs``):
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 
 import torch
 
@@ -47,6 +49,44 @@ class _Bar:
 
     def update(self, n=1):
         self.counter["step"] += n
+
+
+class _ChunkSteps:
+    """A loop a pipeline runs over its scheduler's timesteps with ``tqdm`` itself instead of its progress bar (AnyFlow
+    FAR: one such loop per chunk, each chunk a full run): its steps are its items, counted from 0 in every loop, and
+    the calls of each loop take slots anew. A model call after the loop (FAR's KV-cache pass after a chunk) counts
+    as the loop's last step, in a slot of its own (the last step took the first)."""
+
+    def __init__(self, counter, per_step, iterable):
+        self.counter, self.per_step, self.iterable = counter, per_step, iterable
+
+    def __iter__(self):
+        self.per_step.clear()
+        for i, item in enumerate(self.iterable):
+            self.counter["step"] = i
+            yield item
+
+
+@contextlib.contextmanager
+def _direct_tqdm(pipe, counter, per_step):
+    """Within the block, the ``tqdm`` of the pipeline's own module counts a loop over the scheduler's timesteps
+    (``_ChunkSteps``); other loops (FAR's loop over chunks) are left to tqdm."""
+    module = sys.modules[type(pipe).__module__]
+    own = module.__dict__.get("tqdm")
+    if own is None:
+        yield
+        return
+
+    def counting(iterable=None, *args, **kwargs):
+        if iterable is not None and iterable is pipe.scheduler.timesteps:
+            return _ChunkSteps(counter, per_step, iterable)
+        return own(iterable, *args, **kwargs)
+
+    module.tqdm = counting
+    try:
+        yield
+    finally:
+        module.tqdm = own
 
 
 def pipelines(pipe) -> list:
@@ -129,7 +169,8 @@ def watch(pipe, change=None):
     for each in pipelines(pipe):
         each.progress_bar = lambda iterable=None, **k: _Bar(counter, iterable)
     try:
-        yield calls
+        with _direct_tqdm(pipe, counter, per_step):
+            yield calls
     finally:
         for module in modules.values():
             del module.forward

@@ -17,7 +17,7 @@ from negdelay.pipelines.docs import BEGIN, END, as_markdown
 from negdelay.pipelines.__main__ import main
 
 DOCS = pathlib.Path(__file__).parent.parent / "docs" / "pipelines.md"
-SERVED_AT_LEAST = 193  # raised as pipelines are served; never lowered
+SERVED_AT_LEAST = 194  # raised as pipelines are served; never lowered
 
 
 @pytest.fixture(scope="module")

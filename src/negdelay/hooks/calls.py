@@ -40,6 +40,8 @@ class CallState(BaseState):
         self.base_index: int | None = None  # the scheduler's step index at the call's first denoiser call
         self.plan: list[tuple] | None = None
         self.bar: _Bar | None = None  # the progress bar the plan was made for (steps="progress")
+        # the scheduler's timesteps when the call started (steps="chunks": unchanged = no chunk has set its own yet)
+        self.timesteps_at_start = getattr(getattr(self._tracker.pipeline, "scheduler", None), "timesteps", None)
         self.negative: dict | None = None
         self.built: dict = {}
         self.calls: dict[str, int] = {}  # denoiser -> calls made (schedulers without step_index)

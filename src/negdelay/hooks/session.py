@@ -57,6 +57,8 @@ class Session:
         A declaration with ``steps="progress"`` counts by the pipeline's progress bar instead (``_bar_step``)."""
         if self.declaration.steps == "progress":
             return self._bar_step(call)
+        if self.declaration.steps == "chunks":
+            return self._chunk_step(call)
         sched = self.pipeline.scheduler
         if hasattr(sched, "step_index"):
             if call.base_index is None:
@@ -72,6 +74,24 @@ class Session:
         count = call.calls.get(denoiser, 0)
         call.calls[denoiser] = count + 1
         return count
+
+    def _chunk_step(self, call: CallState) -> int:
+        """The step within the running chunk (``steps="chunks"``): the scheduler's step index, which each chunk's
+        ``set_timesteps`` resets (None until the chunk's first step). Every chunk is a full run from index 0, so one
+        plan serves them all; a call after a chunk's last step (its KV-cache pass) has index ``n`` and takes the last
+        step's text (the plan's last entry). A call before the first chunk has set the scheduler's timesteps (the
+        cache pass of a video context) has no step and is refused."""
+        sched = self.pipeline.scheduler
+        if call.base_index is None:
+            if sched.timesteps is None or sched.timesteps is call.timesteps_at_start:
+                raise ValueError(
+                    f"negdelay.apply: {type(self.pipeline).__name__} called its denoiser before its first chunk set the "
+                    "scheduler's timesteps (a video context's KV-cache pass), so that call has no step to place the "
+                    "start in; negdelay serves it without a video context (video= / video_latents=)"
+                )
+            call.base_index = 0  # each chunk runs its timesteps from the first
+        index = sched.step_index
+        return 0 if index is None else int(index)
 
     def _bar_step(self, call: CallState) -> int:
         """The step of the call's last opened progress bar. A new bar is a new loop (diffusion forcing's long-video

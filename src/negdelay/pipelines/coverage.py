@@ -21,7 +21,6 @@ NOT_SERVED: dict[str, str] = {
     # allegro
     # animatediff
     # anyflow
-    "AnyFlowFARPipeline": "its steps cannot be counted: the chunk loop runs through tqdm directly (no self.progress_bar, so neither steps='progress' nor the contract's reference sees them) and calls scheduler.set_timesteps per chunk while _num_timesteps counts every chunk (the scheduler count reads the loop start as negative); and between chunks encode_kv_cache runs the [negative, prompt] rows at timestep 0 into a KV cache that the later chunks' unconditional rows attend to (needs a step count per chunk and a rule for which text the cache pass takes)",
     # audioldm2
     # aura_flow
     # bria

@@ -22,6 +22,9 @@ STEPS = {
     "scheduler": "the scheduler's step index, relative to the call's first denoiser call (calls where it has none)",
     "progress": "the step of the pipeline's last opened progress bar (its update() calls so far); a new bar restarts "
                 "at 0, and its total is the run's step count (step and fraction points only)",
+    "chunks": "the scheduler's step index within the running chunk of a chunked loop that sets the scheduler's "
+              "timesteps anew per chunk, each chunk a full run (AnyFlow FAR): every chunk has the same plan, and a "
+              "call after a chunk's last step (a KV-cache pass of the chunk) takes that last step's text",
 }
 
 
@@ -57,7 +60,8 @@ class Declaration:
     callback: the step-end callback class that also serves these classes, if any.
     steps: how the step of a denoiser call is counted, one of ``STEPS``: ``"progress"`` where the pipeline's loop
         does not step ``pipeline.scheduler`` once per step (diffusion forcing's per-frame scheduler copies, a
-        pyramid's stages that each set the scheduler's timesteps anew).
+        pyramid's stages that each set the scheduler's timesteps anew); ``"chunks"`` where a loop over chunks runs
+        ``num_inference_steps`` steps per chunk (the points are placed within each chunk).
     batch_axes: inputs whose rows are not on dim 0 (HiDream's Llama-3 states ``[layers, batch, tokens, dim]``: 1). The
         session sees them batch-first (``movedim``) and the declaration's encode returns them batch-first; the
         first input must be batch-first (its rows are counted).
