@@ -76,11 +76,12 @@ class Session:
         return count
 
     def _chunk_step(self, call: CallState) -> int:
-        """The step within the running chunk (``steps="chunks"``): the scheduler's step index, which each chunk's
-        ``set_timesteps`` resets (None until the chunk's first step). Every chunk is a full run from index 0, so one
-        plan serves them all; a call after a chunk's last step (its KV-cache pass) has index ``n`` and takes the last
-        step's text (the plan's last entry). A call before the first chunk has set the scheduler's timesteps (the
-        cache pass of a video context) has no step and is refused."""
+        """The step within the running chunk (``steps="chunks"``): the loop item of the scheduler's step index, which
+        each chunk's ``set_timesteps`` resets (None until the chunk's first step). Every chunk is a full run from item
+        0, so one plan serves them all. Items the loop skips (``_items_run``) count as steps, as in the schedule the
+        user's points are placed in; a call after a chunk's last step (its KV-cache pass) takes the last step's
+        text. A call before the first chunk has set the scheduler's timesteps (the cache pass of a video context)
+        has no step and is refused."""
         sched = self.pipeline.scheduler
         if call.base_index is None:
             if sched.timesteps is None or sched.timesteps is call.timesteps_at_start:
@@ -91,7 +92,9 @@ class Session:
                 )
             call.base_index = 0  # each chunk runs its timesteps from the first
         index = sched.step_index
-        return 0 if index is None else int(index)
+        taken = 0 if index is None else int(index)
+        items = _items_run(sched)
+        return items[taken] if taken < len(items) else len(sched.timesteps) - 1
 
     def _bar_step(self, call: CallState) -> int:
         """The step of the call's last opened progress bar. A new bar is a new loop (diffusion forcing's long-video
@@ -385,3 +388,11 @@ class Session:
         value = get_input(kwargs, name)
         axis = self.declaration.batch_axes.get(name)
         return value.movedim(axis, 0) if axis and value is not None else value
+
+
+def _items_run(sched) -> list[int]:
+    """The items of a chunk's schedule that the loop runs a step on: AnyFlow FAR skips an item whose timestep equals
+    the next sigma's (a flow map of zero length: a repeated value in a custom ``sigmas=`` / ``timesteps=``), with no
+    denoiser call and no ``scheduler.step``, so the scheduler's step index counts the items run, not the items."""
+    ts, n_train = sched.timesteps, sched.config.num_train_timesteps
+    return [i for i in range(len(ts)) if ts[i] != sched.sigmas[i + 1] * n_train]
