@@ -28,6 +28,11 @@ FULL_STARTS = tuple(range(1, 20))
 STEP_PROBES_50 = (5, 10, 13, 17, 20, 33)
 
 
+#: early starts for the 20-step Euler / DPM++ 2M / PNDM cells (question 4 on the second model): their main cells start
+#: at 0.5 of the run (FRACTIONS, chosen on the first model), past the second model's critical fraction (~0.34), so
+#: these cells add every start from 1 to 6 and step 8, where that point and PNDM's even/odd pattern can show
+EARLY_STARTS_20 = (1, 2, 3, 4, 5, 6, 8)
+
 #: question 6 (early behaviour): starts at these fractions of the run, the range the study recommends (0.1-0.3) and
 #: one later start
 EARLY_FRACTIONS = (0.1, 0.2, 0.3, 0.5)
@@ -55,6 +60,9 @@ def cells(seeds=SEEDS) -> dict[str, Cell]:
             if (s, n) == ("pndm", 50):
                 extra = extra + (4,)
             out[name] = Cell(name, n, frac_starts(n, extra), seeds, PLAIN, NEG, sampler=s)
+    for s in SAMPLERS:
+        if s != "ddim":  # DDIM 20 has every start in the full sweep
+            out[f"{s}-20-early"] = Cell(f"{s}-20-early", 20, EARLY_STARTS_20, seeds, PLAIN, NEG, sampler=s)
     # question 5: the seed's three experiments, embedded-world analogues, PNDM 50 steps, start step 4
     out["seed-exp2"] = Cell("seed-exp2", 50, (4,), seeds, PLAIN, NEG, sampler="pndm")
     out["seed-exp1"] = Cell("seed-exp1", 50, (4,), seeds, PLAIN, GENERIC, sampler="pndm")
@@ -67,5 +75,5 @@ def cells(seeds=SEEDS) -> dict[str, Cell]:
 
 
 #: order of the final runs (most important first), so a run cut short still answers the main questions
-ORDER = ("ddim-20-full", "pndm-20", "euler-20", "dpm++2m-20", "pndm-50", "ddim-50", "seed-exp3", "seed-exp1",
-         "euler-50", "dpm++2m-50", "q6-ddim-20", "q6-ddim-50")
+ORDER = ("ddim-20-full", "pndm-20", "euler-20", "dpm++2m-20", "pndm-50", "ddim-50", "seed-exp2", "seed-exp3", "seed-exp1",
+         "euler-50", "dpm++2m-50", "q6-ddim-20", "q6-ddim-50", "pndm-20-early", "euler-20-early", "dpm++2m-20-early")
