@@ -1,4 +1,5 @@
 """Review of AnyFlow FAR's ``steps="chunks"`` (commit f4f9c52): a step the pipeline's loop skips still counts.
+AnyFlowPipeline's loop skips the same way (it is one chunk), so every case runs on both classes.
 
 FAR's inner loop ``continue``s at an item whose timestep equals the next sigma's (``t == r``: a custom ``sigmas=`` /
 ``timesteps=`` schedule with a repeated value): no denoiser call and no ``scheduler.step`` there, so the scheduler's
@@ -19,11 +20,11 @@ import negdelay
 from contract_cases import call, case, recorded
 from contract_reference import substituting, watch
 
-NAME = "AnyFlowFARPipeline"
+NAMES = ("AnyFlowPipeline", "AnyFlowFARPipeline")
 
 
 def reference(c, k, **kw):
-    _, values = recorded(NAME)
+    _, values = recorded(type(c.pipe).__name__)
     with watch(c.pipe, substituting(values, k)):
         return call(c, **kw)
 
@@ -33,9 +34,10 @@ def delayed(c, k, **kw):
         return call(c, **kw)
 
 
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("k", [2, 3])
-def test_control_custom_sigmas_without_a_repeat(k):
-    c = case(NAME)
+def test_control_custom_sigmas_without_a_repeat(name, k):
+    c = case(name)
     sigmas = [1.0, 0.75, 0.5, 0.25]
     assert torch.equal(delayed(c, k, sigmas=sigmas), reference(c, k, sigmas=sigmas))
 
@@ -48,10 +50,11 @@ def test_control_custom_sigmas_without_a_repeat(k):
         ([1.0, 1.0, 0.5, 0.25], 3),
     ],
 )
-def test_a_skipped_item_still_counts_as_a_step(sigmas, k):
-    c = case(NAME)
+@pytest.mark.parametrize("name", NAMES)
+def test_a_skipped_item_still_counts_as_a_step(name, sigmas, k):
+    c = case(name)
     want = reference(c, k, sigmas=sigmas)
     assert not torch.equal(want, reference(c, k + 1, sigmas=sigmas))  # step k's text matters here
     assert torch.equal(delayed(c, k, sigmas=sigmas), want), (
-        f"{NAME}: start_step={k} with sigmas={sigmas} differs from the reference (the loop's items)"
+        f"{name}: start_step={k} with sigmas={sigmas} differs from the reference (the loop's items)"
     )

@@ -13,11 +13,13 @@ from dataclasses import replace
 from .declaration import Declaration, register
 from .encoders import prompt_encoder
 
+# steps="chunks" for the one-chunk pipeline too: its loop also skips an item whose timestep equals the next sigma's
+# (a repeated custom sigma) without a scheduler step, and the start is placed in the items of the schedule
 ANYFLOW = register(Declaration(family="AnyFlow", mode="batched", inputs=("encoder_hidden_states",),
-                               encode=prompt_encoder({"encoder_hidden_states": 0})),
+                               encode=prompt_encoder({"encoder_hidden_states": 0}), steps="chunks"),
                    "AnyFlowPipeline")
 
-register(replace(ANYFLOW, steps="chunks",
+register(replace(ANYFLOW,
                  note="per chunk: step k counts within each chunk; the KV-cache pass after a chunk takes its last "
                       "step's text; no video context (video= / video_latents=)"),
          "AnyFlowFARPipeline")

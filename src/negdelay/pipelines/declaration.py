@@ -22,9 +22,10 @@ STEPS = {
     "scheduler": "the scheduler's step index, relative to the call's first denoiser call (calls where it has none)",
     "progress": "the step of the pipeline's last opened progress bar (its update() calls so far); a new bar restarts "
                 "at 0, and its total is the run's step count (step and fraction points only)",
-    "chunks": "the scheduler's step index within the running chunk of a chunked loop that sets the scheduler's "
-              "timesteps anew per chunk, each chunk a full run (AnyFlow FAR): every chunk has the same plan, and a "
-              "call after a chunk's last step (a KV-cache pass of the chunk) takes that last step's text",
+    "chunks": "the loop item of the scheduler's step index within the running chunk of a loop that sets the "
+              "scheduler's timesteps anew per chunk, each chunk a full run (AnyFlow FAR; AnyFlow is one chunk): every "
+              "chunk has the same plan, items the loop skips count, and a call after a chunk's last step (a KV-cache "
+              "pass of the chunk) takes that last step's text",
 }
 
 
