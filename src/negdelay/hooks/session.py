@@ -86,9 +86,9 @@ class Session:
         if call.base_index is None:
             if sched.timesteps is None or sched.timesteps is call.timesteps_at_start:
                 raise ValueError(
-                    f"negdelay.apply: {type(self.pipeline).__name__} called its denoiser before its first chunk set the "
-                    "scheduler's timesteps (a video context's KV-cache pass), so that call has no step to place the "
-                    "start in; negdelay serves it without a video context (video= / video_latents=)"
+                    f"negdelay.apply: {type(self.pipeline).__name__} called its denoiser before its first chunk set "
+                    "the scheduler's timesteps (a video context's KV-cache pass), so that call has no step to place "
+                    "the start in; negdelay serves it without a video context (video= / video_latents=)"
                 )
             call.base_index = 0  # each chunk runs its timesteps from the first
         index = sched.step_index
@@ -394,5 +394,6 @@ def _items_run(sched) -> list[int]:
     """The items of a chunk's schedule that the loop runs a step on: AnyFlow FAR skips an item whose timestep equals
     the next sigma's (a flow map of zero length: a repeated value in a custom ``sigmas=`` / ``timesteps=``), with no
     denoiser call and no ``scheduler.step``, so the scheduler's step index counts the items run, not the items."""
-    ts, n_train = sched.timesteps, sched.config.num_train_timesteps
-    return [i for i in range(len(ts)) if ts[i] != sched.sigmas[i + 1] * n_train]
+    ts = sched.timesteps
+    runs = ts != sched.sigmas[1 : len(ts) + 1] * sched.config.num_train_timesteps
+    return runs.nonzero().flatten().tolist()

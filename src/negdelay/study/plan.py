@@ -75,5 +75,6 @@ def cells(seeds=SEEDS) -> dict[str, Cell]:
 
 
 #: order of the final runs (most important first), so a run cut short still answers the main questions
-ORDER = ("ddim-20-full", "pndm-20", "euler-20", "dpm++2m-20", "pndm-50", "ddim-50", "seed-exp2", "seed-exp3", "seed-exp1",
-         "euler-50", "dpm++2m-50", "q6-ddim-20", "q6-ddim-50", "pndm-20-early", "euler-20-early", "dpm++2m-20-early")
+ORDER = ("ddim-20-full", "pndm-20", "euler-20", "dpm++2m-20", "pndm-50", "ddim-50", "seed-exp2", "seed-exp3",
+         "seed-exp1", "euler-50", "dpm++2m-50", "q6-ddim-20", "q6-ddim-50", "pndm-20-early", "euler-20-early",
+         "dpm++2m-20-early")
