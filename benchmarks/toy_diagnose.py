@@ -13,6 +13,10 @@
 5. VAE under guidance: each scene painted in the four colours and encoded; the latents extrapolated from the mean of
    the four to one colour, ``mean + s * (colour - mean)`` (what CFG does to an x0-prediction), decoded and judged,
    per colour and s. ``--vae-ckpt`` scores a VAE from a training checkpoint (``.toy-train/vae.pt``) instead.
+6. VAE and the dot: the scenes that have the dot, painted in each colour, round-tripped (s = 1) and extrapolated as
+   in 5; the share in which the judge still finds the dot, per colour.
+7. The dot asked for: its rate per colour under "a <colour> <shape> with a dot" at each CFG scale (``--dots-only``
+   runs just 6 and 7).
 """
 
 from __future__ import annotations
@@ -132,20 +136,61 @@ def vae_extrapolation(vae, n: int = 64, seed: int = 4242, scales=(1.0, 2.0, 3.0,
     return out
 
 
+def vae_dots(vae, n: int = 256, seed: int = 4343, scales=(1.0, 2.0, 3.0, 5.0, 7.5)) -> dict:
+    """Per s and colour: the share of dotted scenes, painted in that colour, whose decoded latents still show the
+    dot (latents extrapolated from the four colours' mean by ``s`` as in ``vae_extrapolation``; s = 1 is the plain
+    round trip)."""
+    from negdelay.toy.train import recoloured
+
+    data = world.make_dataset(n, seed=seed)
+    idx = np.flatnonzero(data["accessory_mask"].reshape(n, -1).any(axis=1))
+    rng = np.random.default_rng(seed)
+    z = []
+    for c in range(len(world.COLOURS)):
+        x = recoloured(data, idx, np.full(len(idx), c), rng)
+        with torch.no_grad():
+            z.append(vae.encode(torch.from_numpy(x).permute(0, 3, 1, 2).float() * 2 - 1).latent_dist.mean)
+    mean = sum(z) / len(z)
+    out = {"n": int(len(idx))}
+    for s in scales:
+        row = {}
+        for c, zc in zip(world.COLOURS, z):
+            with torch.no_grad():
+                rec = vae.decode(mean + s * (zc - mean)).sample
+            rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+            row[c] = round(float(np.mean(detect.judge_batch(rec)["dot"])), 3)
+        out[str(s)] = row
+    return out
+
+
+def _judged(pipe, prompts, cfg: float, steps: int) -> dict:
+    """The judge's verdicts on one image per prompt, image ``i`` from seed ``10_000 + i``."""
+    gens = [torch.Generator().manual_seed(10_000 + i) for i in range(len(prompts))]
+    with torch.no_grad():
+        im = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens, output_type="np").images
+    return detect.judge_batch((np.clip(im, 0, 1) * 255).round().astype(np.uint8))
+
+
 def cfg_sweep(pipe, seeds: int, scales=(1.0, 3.0, 5.0, 7.5, 9.0), steps: int = 25) -> dict:
     out = {}
     for cfg in scales:
         row = {}
         for c in world.COLOURS:
-            prompts = [world.plain_prompt(c, world.SHAPES[i % 3]) for i in range(seeds)]
-            gens = [torch.Generator().manual_seed(10_000 + i) for i in range(seeds)]
-            with torch.no_grad():
-                im = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens,
-                          output_type="np").images
-            judged = detect.judge_batch((np.clip(im, 0, 1) * 255).round().astype(np.uint8))["colour"]
+            judged = _judged(pipe, [world.plain_prompt(c, world.SHAPES[i % 3]) for i in range(seeds)], cfg, steps)
+            judged = judged["colour"]
             row[c] = {"right": float(np.mean([j == c for j in judged])),
                       "judged": {k: int(sum(j == k for j in judged)) for k in set(map(str, judged))}}
         out[str(cfg)] = row
+    return out
+
+
+def prompted_dot_cfg(pipe, seeds: int, scales=(1.0, 3.0, 5.0, 7.5, 9.0), steps: int = 25) -> dict:
+    """Per CFG scale and colour: the dot rate under prompts that ask for it ("a <colour> <shape> with a dot")."""
+    out = {}
+    for cfg in scales:
+        out[str(cfg)] = {c: round(float(np.mean(_judged(
+            pipe, [world.accessory_prompt(c, world.SHAPES[i % 3]) for i in range(seeds)], cfg, steps)["dot"])), 3)
+            for c in world.COLOURS}
     return out
 
 
@@ -157,8 +202,16 @@ def main(argv=None):
     ap.add_argument("--skip-cfg", action="store_true")
     ap.add_argument("--vae-ckpt", type=Path, default=None, help="only part 5, on this training checkpoint's VAE")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--dots-only", action="store_true", help="only part 6 (the VAE and the dot)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.dots_only:
+        pipe = load_pipeline(path=args.model)
+        res = {"vae_dots": vae_dots(pipe.vae), "prompted_dot_cfg": prompted_dot_cfg(pipe, args.seeds)}
+        print(json.dumps(res, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return
     if args.vae_ckpt:
         from negdelay.toy.train import make_vae
 
@@ -169,7 +222,7 @@ def main(argv=None):
     pipe = load_pipeline(path=args.model)
     t0 = time.time()
     res = {"vae": vae_roundtrip(pipe), "tokens": tokenization(pipe), "text": text_distances(pipe),
-           "data": data_shares(), "vae_extrapolation": vae_extrapolation(pipe.vae)}
+           "data": data_shares(), "vae_extrapolation": vae_extrapolation(pipe.vae), "vae_dots": vae_dots(pipe.vae)}
     if not args.skip_cfg:
         res["cfg"] = cfg_sweep(pipe, args.seeds)
     res["seconds"] = round(time.time() - t0, 1)
