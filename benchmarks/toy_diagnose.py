@@ -112,15 +112,15 @@ def data_shares(n: int = 60_000, seed: int = 0) -> dict:
     }
 
 
-def vae_extrapolation(vae, n: int = 64, seed: int = 4242, scales=(1.0, 2.0, 3.0, 5.0, 7.5)) -> dict:
-    """Colour right per colour when latents are extrapolated from the four colours' mean by ``s``."""
+def _extrapolated(vae, data: dict, idx: np.ndarray, seed: int, scales, score) -> dict:
+    """Scenes ``idx`` painted in each colour and encoded; per s and colour, ``score(judged, colour)`` of the decoded
+    latents extrapolated from the four colours' mean, ``mean + s * (colour - mean)`` (what CFG does)."""
     from negdelay.toy.train import recoloured
 
-    data = world.make_dataset(n, seed=seed)
     rng = np.random.default_rng(seed)
     z = []
     for c in range(len(world.COLOURS)):
-        x = torch.from_numpy(recoloured(data, np.arange(n), np.full(n, c), rng)).permute(0, 3, 1, 2).float() * 2 - 1
+        x = torch.from_numpy(recoloured(data, idx, np.full(len(idx), c), rng)).permute(0, 3, 1, 2).float() * 2 - 1
         with torch.no_grad():
             z.append(vae.encode(x).latent_dist.mean)
     mean = sum(z) / len(z)
@@ -131,36 +131,23 @@ def vae_extrapolation(vae, n: int = 64, seed: int = 4242, scales=(1.0, 2.0, 3.0,
             with torch.no_grad():
                 rec = vae.decode(mean + s * (zc - mean)).sample
             rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
-            row[c] = round(float(np.mean([j == c for j in detect.judge_batch(rec)["colour"]])), 3)
+            row[c] = round(float(score(detect.judge_batch(rec), c)), 3)
         out[str(s)] = row
     return out
+
+
+def vae_extrapolation(vae, n: int = 64, seed: int = 4242, scales=(1.0, 2.0, 3.0, 5.0, 7.5)) -> dict:
+    """Colour right per colour when latents are extrapolated from the four colours' mean by ``s``."""
+    return _extrapolated(vae, world.make_dataset(n, seed=seed), np.arange(n), seed, scales,
+                         lambda judged, c: np.mean([j == c for j in judged["colour"]]))
 
 
 def vae_dots(vae, n: int = 256, seed: int = 4343, scales=(1.0, 2.0, 3.0, 5.0, 7.5)) -> dict:
     """Per s and colour: the share of dotted scenes, painted in that colour, whose decoded latents still show the
-    dot (latents extrapolated from the four colours' mean by ``s`` as in ``vae_extrapolation``; s = 1 is the plain
-    round trip)."""
-    from negdelay.toy.train import recoloured
-
+    dot (extrapolated as in ``vae_extrapolation``; s = 1 is the plain round trip)."""
     data = world.make_dataset(n, seed=seed)
     idx = np.flatnonzero(data["accessory_mask"].reshape(n, -1).any(axis=1))
-    rng = np.random.default_rng(seed)
-    z = []
-    for c in range(len(world.COLOURS)):
-        x = recoloured(data, idx, np.full(len(idx), c), rng)
-        with torch.no_grad():
-            z.append(vae.encode(torch.from_numpy(x).permute(0, 3, 1, 2).float() * 2 - 1).latent_dist.mean)
-    mean = sum(z) / len(z)
-    out = {"n": int(len(idx))}
-    for s in scales:
-        row = {}
-        for c, zc in zip(world.COLOURS, z):
-            with torch.no_grad():
-                rec = vae.decode(mean + s * (zc - mean)).sample
-            rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
-            row[c] = round(float(np.mean(detect.judge_batch(rec)["dot"])), 3)
-        out[str(s)] = row
-    return out
+    return {"n": int(len(idx)), **_extrapolated(vae, data, idx, seed, scales, lambda judged, c: np.mean(judged["dot"]))}
 
 
 def _judged(pipe, prompts, cfg: float, steps: int) -> dict:
